@@ -68,7 +68,9 @@ impl Token {
             TIE_END => Token::TieEnd,
             PEDAL_ON => Token::PedalOn,
             PEDAL_OFF => Token::PedalOff,
-            i if (TIME_OFFSET..VELOCITY_OFFSET).contains(&i) => Token::Time((i - TIME_OFFSET) as u32),
+            i if (TIME_OFFSET..VELOCITY_OFFSET).contains(&i) => {
+                Token::Time((i - TIME_OFFSET) as u32)
+            }
             i if (VELOCITY_OFFSET..NOTE_OFFSET).contains(&i) => {
                 Token::Velocity((i - VELOCITY_OFFSET) as u32)
             }
@@ -387,6 +389,8 @@ mod tests {
             "NOTE(64)".into(),
             "TIME(50)".into(),
             "NOTE(60)".into(),
+            "TIME(60)".into(),
+            "PEDAL_OFF".into(),
             "EOS".into(),
         ];
         assert_eq!(names(&encode(&notes, &pedals, 0.0, 100)), expected);
@@ -400,8 +404,15 @@ mod tests {
             offset: 1.2,
         }];
         let expected = vec![
-            "PEDAL_ON", "NOTE(72)", "TIE_END", "TIME(20)", "PEDAL_OFF", "TIME(50)", "VELOCITY(0)",
-            "NOTE(72)", "EOS",
+            "PEDAL_ON",
+            "NOTE(72)",
+            "TIE_END",
+            "TIME(20)",
+            "PEDAL_OFF",
+            "TIME(50)",
+            "VELOCITY(0)",
+            "NOTE(72)",
+            "EOS",
         ];
         assert_eq!(names(&encode(&notes, &pedals, 1.0, 100)), expected);
     }
@@ -435,7 +446,11 @@ mod tests {
 
     #[test]
     fn normalize_drops_out_of_range_and_merges_pedal() {
-        let notes = [note(0.0, 0.001, 60, 50), note(0.0, 1.0, 20, 50), note(0.0, 1.0, 61, 0)];
+        let notes = [
+            note(0.0, 0.001, 60, 50),
+            note(0.0, 1.0, 20, 50),
+            note(0.0, 1.0, 61, 0),
+        ];
         let pedals = [
             Pedal {
                 onset: 0.0,
@@ -472,5 +487,58 @@ mod tests {
     #[test]
     fn empty_segment_is_tie_end_eos() {
         assert_eq!(names(&encode(&[], &[], 3.0, 200)), vec!["TIE_END", "EOS"]);
+    }
+
+    /// The golden cases shared with pytest (tests/data/tokens_golden.json).
+    #[test]
+    fn golden_file_matches_encoder() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/tokens_golden.json");
+        let text = std::fs::read_to_string(&path).expect("golden file present");
+        let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(golden["vocab_size"].as_i64(), Some(VOCAB_SIZE as i64));
+        let cases = golden["cases"].as_array().unwrap();
+        assert!(cases.len() >= 30);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let notes: Vec<Note> = case["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| {
+                    note(
+                        n[0].as_f64().unwrap(),
+                        n[1].as_f64().unwrap(),
+                        n[2].as_f64().unwrap() as u8,
+                        n[3].as_f64().unwrap() as u8,
+                    )
+                })
+                .collect();
+            let pedals: Vec<Pedal> = case["pedals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| Pedal {
+                    onset: p[0].as_f64().unwrap(),
+                    offset: p[1].as_f64().unwrap(),
+                })
+                .collect();
+            let start = case["start"].as_f64().unwrap();
+            let steps = case["steps"].as_u64().unwrap() as u32;
+            let want: Vec<String> = case["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(
+                names(&encode(&notes, &pedals, start, steps)),
+                want,
+                "case {name}"
+            );
+            for t in &want {
+                assert!(Token::parse(t).is_some(), "case {name}: bad name {t}");
+            }
+        }
     }
 }
