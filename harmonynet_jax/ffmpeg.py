@@ -1,4 +1,4 @@
-"""Where the ffmpeg binary comes from: $HARMONYNET_FFMPEG, else PATH, else the imageio-ffmpeg wheel."""
+"""Where ffmpeg comes from: $HARMONYNET_FFMPEG, else PATH, else the imageio-ffmpeg wheel."""
 
 from __future__ import annotations
 

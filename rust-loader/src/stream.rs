@@ -411,6 +411,8 @@ pub struct Stream {
     workers: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     position: u64,
+    /// Position at which the current workers started: worker `w` serves `origin + w + W·i`.
+    origin: u64,
     finished: bool,
 }
 
@@ -440,6 +442,7 @@ impl Stream {
             workers: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             position,
+            origin: position,
             finished: false,
         };
         stream.start();
@@ -450,6 +453,7 @@ impl Stream {
         let threads = self.planner.cfg.threads.max(1);
         let capacity = (self.planner.cfg.prefetch / threads).max(1);
         self.stop = Arc::new(AtomicBool::new(false));
+        self.origin = self.position;
         for w in 0..threads as u64 {
             let (tx, rx): (SyncSender<Message>, Receiver<Message>) = sync_channel(capacity);
             let planner = self.planner.clone();
@@ -499,7 +503,7 @@ impl Stream {
         if self.finished {
             return Ok(None);
         }
-        let w = (self.position % self.receivers.len() as u64) as usize;
+        let w = ((self.position - self.origin) % self.receivers.len() as u64) as usize;
         let message = self.receivers[w].recv().unwrap_or_else(|_| {
             Err(LoaderError::NoData(
                 "loader worker stopped unexpectedly".into(),
