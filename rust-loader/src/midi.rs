@@ -805,7 +805,10 @@ mod tests {
         // The same file with its proper header, bare and wrapped, parses.
         let good = smf(ppq(96), &[(events, 96)]);
         assert_notes(&parse_midi(&good).unwrap().notes, &[(0.0, 0.5, 60, 64)]);
-        assert_notes(&parse_midi(&rmid(&good)).unwrap().notes, &[(0.0, 0.5, 60, 64)]);
+        assert_notes(
+            &parse_midi(&rmid(&good)).unwrap().notes,
+            &[(0.0, 0.5, 60, 64)],
+        );
     }
 
     #[test]
