@@ -19,7 +19,7 @@ class SynthConfig:
     """
 
     # Items and layout.
-    min_seconds: float = 20.0  # performance length (before the release tail)
+    min_seconds: float = 20.0  # item audio length, release tail included
     max_seconds: float = 60.0
     tail_seconds: float = 1.5  # rendered after the last note-off so releases decay in the audio
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train, validation, test
@@ -49,7 +49,8 @@ class SynthConfig:
     fluid_polyphony: tuple[int, int] = (128, 256)  # low enough to vary, high enough not to drop
     fluid_reverb_probability: float = 0.35
     fluid_chorus_probability: float = 0.15
-    render_rates: tuple[int, ...] = (22050, 32000, 44100, 48000)  # smallest >= output is used
+    render_rates: tuple[int, ...] = (32000, 44100, 48000)  # smallest >= output is used;
+    # FluidSynth starts notes on 64-sample blocks, so rendering below 32 kHz adds onset lag
     # Effects after rendering.
     reverb_probability: float = 0.6
     reverb_rt60: tuple[float, float] = (0.15, 2.8)  # seconds: small room .. concert hall
@@ -68,3 +69,228 @@ class SynthConfig:
     output_formats: tuple[str, ...] = ("flac", "wav", "mp3")
     output_format_weights: tuple[float, ...] = (0.7, 0.1, 0.2)
     mp3_output_kbps: int = 192
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How `harmonynet_jax.score` turns performed notes into a readable grand-staff score.
+
+    Times are seconds unless named otherwise; "beat" values are fractions of a beat. The
+    defaults were tuned on the fidelity set in `harmonynet_jax.score.fidelity` (humanised
+    music21 corpus pieces), see docs/score.md.
+    """
+
+    # Input clean-up.
+    min_note_seconds: float = 0.02  # shorter (or inverted) notes are stretched to this
+    chord_spread_s: float = 0.04  # onsets closer than this form one onset group (chord)
+    # Onset envelope and tempo induction.
+    frame_s: float = 0.01
+    envelope_sigma_s: float = 0.03
+    min_period_s: float = 0.15  # shortest and longest beat period searched
+    max_period_s: float = 2.0
+    track_center_s: float = 0.5  # preferred period of the tracked pulse (120 BPM)
+    track_sigma_octaves: float = 1.0
+    tracked_pulses: int = 3  # autocorrelation peaks tracked as candidate pulses
+    distinct_ratio: float = 1.2  # peaks closer than this ratio count as one pulse
+    # Beat tracking (dynamic programming over beat time and beat period).
+    track_range: tuple[float, float] = (0.6, 1.65)  # allowed periods / the global period
+    override_range: tuple[float, float] = (0.88, 1.14)  # the same when `tempo` is given
+    step_ratio: float = 1.15  # most a period may change from one beat to the next
+    smoothness: float = 60.0  # cost of log period change between beats (squared)
+    global_pull: float = 3.0  # cost of log distance to the global period (squared)
+    snap_fraction: float = 0.12  # beats move onto onsets closer than this fraction of a beat
+    # Beat level, subdivision and meter.
+    simple_center_s: float = 0.6  # preferred beat period of simple meters (100 BPM)
+    compound_center_s: float = 0.75  # and of compound meters (dotted quarter, 80 BPM)
+    tempo_sigma: float = 0.45  # log-normal width of those preferences
+    timing_sigma_s: float = 0.035  # expected onset timing noise, for grid-fit costs
+    sixteenth_cost: float = 0.25  # complexity of an onset on an odd 16th (vs 8th)
+    triplet_cost: float = 0.6  # complexity of an onset on a triplet position
+    duple_in_compound_cost: float = 1.0  # onsets off the compound grid
+    fit_cap: float = 4.0  # an outlier onset costs at most this
+    contrast_weight: float = 1.0  # reward for beats more accented than their subdivisions
+    meter_prior: tuple[tuple[str, float], ...] = (
+        ("4/4", 0.0), ("3/4", 0.0), ("2/4", 0.15), ("6/8", 0.0), ("3/8", 0.1),
+    )
+    barline_tie_cost: float = 1.5  # per note crossing a barline, per barline
+    end_cost: float = 0.0  # the last onset off the downbeat (0: excerpts end anywhere)
+    downbeat_weight: float = 1.0  # reward for accented downbeats (std units)
+    pickup_cost: float = 0.8  # times the pickup's share of a bar
+    periodicity_weight: float = 1.0  # reward for onset patterns repeating bar to bar
+    three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
+    # Quantisation.
+    grid_per_beat: int = 4  # 16ths in simple meters (6 in compound ones)
+    triplet_margin_s: float = 0.012  # triplets must fit better than 16ths by this much
+    legato_gap: float = 0.45  # releases this close (share of the inter-onset time) are legato
+    # Hands and voices.
+    hand_span: int = 14  # semitones a hand covers comfortably
+    span_cost: float = 3.0  # per semitone beyond the span
+    move_cost: float = 0.35  # per semitone a hand's centre jumps
+    lh_high: int = 64  # left hand above E4 costs ...
+    rh_low: int = 55  # ... and right hand below G3
+    range_cost: float = 0.25  # per semitone beyond those
+    crossing_cost: float = 2.0  # per semitone a held note of one hand crosses the other
+    max_voices: int = 3  # per staff; more simultaneous rhythms are cut
+    # Notation.
+    clef_to_bass: float = 57.0  # mean pitch of a treble-staff bar below this switches clef
+    clef_to_treble: float = 64.0  # and of a bass-staff bar above this switches back
+    dynamics: bool = True
+    dynamic_levels: tuple[tuple[str, int], ...] = (
+        ("pp", 0), ("p", 40), ("mp", 56), ("mf", 70), ("f", 86), ("ff", 104),
+    )
+    dynamic_min_bars: int = 2  # a new level must hold this long before it is marked
+    tempo_round: int = 2  # metronome marks are rounded to this many BPM
+    # Engraving.
+    verovio_options: tuple[tuple[str, object], ...] = (
+        ("pageWidth", 2100), ("pageHeight", 2970), ("scale", 40), ("footer", "none"),
+        ("pageMarginLeft", 100), ("pageMarginRight", 100), ("pageMarginTop", 80),
+        ("pageMarginBottom", 80), ("breaks", "auto"),
+    )
+    engraver_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Log-mel front end inside the model: a fixed DFT basis applied as a strided conv.
+
+    Frame i is centred on sample i*hop + hop/2, the middle of [i*hop, (i+1)*hop), which is the
+    interval the loader's frame target i covers; a segment of S samples gives S // hop frames.
+    The basis is scaled so a full-scale sinusoid has magnitude `magnitude_scale`: every power
+    stays below the fp16 maximum (65504) and `log_floor` stays a normal-ish fp16 number.
+    """
+
+    n_fft: int = 1024  # even, >= hop
+    hop: int = 320  # even; 20 ms at 16 kHz
+    n_mels: int = 128
+    f_min: float = 30.0  # just above A0 (27.5 Hz)
+    f_max: float = 8000.0  # at most the Nyquist frequency
+    magnitude_scale: float = 100.0  # |X| of a full-scale sinusoid (power 1e4)
+    log_floor: float = 1e-4  # added to mel power before the log: 80 dB below a full-scale sine
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the encoder-decoder transcriber (presets: `ModelConfig.preset(name)`).
+
+    Parameters are always stored in float32 (the master copy); `compute_dtype` is what the
+    forward pass casts them to ("float32" or "bfloat16"); norms, softmax and logits stay fp32.
+    """
+
+    d_model: int = 192
+    num_heads: int = 4
+    enc_layers: int = 4
+    dec_layers: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.1
+    max_decode_len: int = 512  # decoder positions = longest token sequence incl. EOS
+    segment_samples: int = 32_000  # audio per segment (2 s at 16 kHz); a multiple of the hop
+    stem_kernel: int = 3  # width (frames) of the two conv layers of the encoder stem
+    frontend: FrontendConfig = FrontendConfig()  # frozen, so a shared default is safe
+    compute_dtype: str = "float32"  # or "bfloat16"
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} not divisible by {self.num_heads} heads")
+        if self.segment_samples % self.frontend.hop:
+            raise ValueError("segment_samples must be a multiple of the front end's hop")
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be float32 or bfloat16, not {self.compute_dtype}")
+
+    @property
+    def frames(self) -> int:
+        """Encoder frames T of one segment (= the loader's frame-target count)."""
+        return self.segment_samples // self.frontend.hop
+
+    @classmethod
+    def preset(cls, name: str) -> ModelConfig:
+        """tiny: tests; small: D192 enc4/dec4 (~4.8M); base: D256 enc6/dec4, bf16 compute."""
+        presets = {
+            "tiny": cls(
+                d_model=64,
+                num_heads=2,
+                enc_layers=1,
+                dec_layers=2,
+                mlp_ratio=2,
+                dropout=0.0,
+                max_decode_len=64,
+                segment_samples=16_000,
+                frontend=FrontendConfig(n_mels=64),
+            ),
+            "small": cls(),
+            "base": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16"),
+        }
+        if name not in presets:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(presets)}")
+        return presets[name]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run of one phase (presets: `TrainConfig.preset("cpu" | "pod" | "test")`).
+
+    Phases (optax masks over the model's labelled subtrees): "0" pretrains the encoder with
+    the frame head; "A" freezes the encoder and trains the token decoder; "B" trains both, the
+    encoder side at `encoder_lr_ratio` of the rate, with the frame loss kept at
+    `frame_loss_weight` so the frame decoder stays usable.
+    """
+
+    phase: str = "0"
+    model: str = "small"  # ModelConfig preset
+    batch_size: int = 8  # global batch (split over hosts and devices)
+    steps: int = 20_000  # last step of this run (a resumed run continues up to it)
+    learning_rate: float = 1e-3  # peak, after linear warm-up; cosine decay to `final_lr_ratio`
+    warmup_steps: int = 500
+    final_lr_ratio: float = 0.05
+    encoder_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    frame_loss_weight: float = 1.0
+    onset_weight: float = 1.0  # extra weight of the onset BCE (onsets decide note F1)
+    max_tokens: int = 256  # token slots per segment; longer sequences are cut (and counted)
+    seed: int = 0
+    log_every: int = 20
+    eval_every: int = 500  # 0: never validate
+    eval_batches: int = 4
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 3
+    loader_threads: int = 2
+    prefetch: int = 4
+    fsdp: int = 1  # size of the parameter-sharding mesh axis; the rest is the data axis
+
+    @classmethod
+    def preset(cls, name: str) -> TrainConfig:
+        """cpu: 2 cores here; pod: a TPU/GPU slice (global batch 256, fsdp 1 to start)."""
+        presets = {
+            "cpu": cls(),
+            "pod": cls(
+                model="base",
+                batch_size=256,
+                steps=200_000,
+                learning_rate=5e-4,
+                warmup_steps=2_000,
+                max_tokens=512,
+                eval_every=2_000,
+                checkpoint_every=1_000,
+                loader_threads=8,
+                prefetch=16,
+            ),
+            "test": cls(
+                model="tiny",
+                batch_size=4,
+                steps=6,
+                learning_rate=3e-3,
+                warmup_steps=2,
+                max_tokens=64,
+                log_every=1,
+                eval_every=3,
+                eval_batches=1,
+                checkpoint_every=2,
+                keep_checkpoints=2,
+                loader_threads=1,
+                prefetch=2,
+            ),
+        }
+        if name not in presets:
+            raise ValueError(f"unknown training preset {name!r}; choose from {sorted(presets)}")
+        return presets[name]

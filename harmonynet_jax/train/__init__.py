@@ -1,0 +1,1 @@
+"""Training: phases as optax masks, losses, device mesh, checkpoints, the loop."""
