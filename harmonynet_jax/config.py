@@ -110,26 +110,31 @@ class ScoreConfig:
     fit_cap: float = 4.0  # an outlier onset costs at most this
     contrast_weight: float = 1.0  # reward for beats more accented than their subdivisions
     meter_prior: tuple[tuple[str, float], ...] = (
-        ("4/4", 0.0), ("3/4", 0.0), ("2/4", 0.15), ("6/8", 0.0), ("3/8", 0.1),
+        ("4/4", 0.0), ("3/4", 0.0), ("2/4", 0.0), ("6/8", 0.0), ("3/8", 0.1),
     )
-    barline_tie_cost: float = 1.5  # per note crossing a barline, per barline
+    barline_tie_cost: float = 3.0  # per note crossing a barline, per barline
     end_cost: float = 0.0  # the last onset off the downbeat (0: excerpts end anywhere)
-    downbeat_weight: float = 1.0  # reward for accented downbeats (std units)
-    pickup_cost: float = 0.8  # times the pickup's share of a bar
-    periodicity_weight: float = 1.0  # reward for onset patterns repeating bar to bar
+    downbeat_weight: float = 0.5  # reward for accented downbeats (std units)
+    pickup_cost: float = 1.6  # times the pickup's share of a bar
+    periodicity_weight: float = 0.5  # reward for onset patterns repeating bar to bar
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
+    cadence_bonus: float = 0.1  # key correlation added when the tonic is the final bass
     # Quantisation.
     grid_per_beat: int = 4  # 16ths in simple meters (6 in compound ones)
     triplet_margin_s: float = 0.012  # triplets must fit better than 16ths by this much
     legato_gap: float = 0.45  # releases this close (share of the inter-onset time) are legato
+    release_beat_from: float = 2.0  # releases of notes this long (beats) snap to beats ...
+    release_half_from: float = 1.0  # ... and of notes this long to half beats
     # Hands and voices.
-    hand_span: int = 14  # semitones a hand covers comfortably
+    hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span
-    move_cost: float = 0.35  # per semitone a hand's centre jumps
-    lh_high: int = 64  # left hand above E4 costs ...
-    rh_low: int = 55  # ... and right hand below G3
+    boundary_move_cost: float = 0.3  # per semitone the split point moves between chords
+    held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
+    balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
+    boundary_prior: float = 0.02  # per semitone the first split point lies from middle C
+    lh_high: int = 69  # left-hand notes above A4 cost ...
+    rh_low: int = 52  # ... and right-hand notes below E3
     range_cost: float = 0.25  # per semitone beyond those
-    crossing_cost: float = 2.0  # per semitone a held note of one hand crosses the other
     max_voices: int = 3  # per staff; more simultaneous rhythms are cut
     # Notation.
     clef_to_bass: float = 57.0  # mean pitch of a treble-staff bar below this switches clef
@@ -294,3 +299,58 @@ class TrainConfig:
         if name not in presets:
             raise ValueError(f"unknown training preset {name!r}; choose from {sorted(presets)}")
         return presets[name]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How `harmonynet_jax.inference` runs a model over whole recordings, how the outputs are
+    written, and how `harmonynet_jax.evaluate` scores them.
+
+    A recording is tiled by the model's segments without gaps; `batch_size` segments go through
+    the model at a time, so memory stays bounded by one chunk whatever the file length.
+    """
+
+    model_path: str = "models/harmonynet.eqx"  # the bundled model, relative to the repository
+    decoder: str = "tokens"  # "tokens" (seq2seq, with pedal) or "frames" (Onsets & Frames head)
+    batch_size: int = 8  # segments per model call
+    canonical: bool = True  # token grammar: only the loader's canonical forms
+    silence_dbfs: float = -90.0  # a recording whose peak is below this holds no notes
+    decode_timeout_s: float = 3600.0  # ffmpeg decoding of one file (hours of audio are fine)
+    # Frame decoder (Onsets & Frames decoding of the encoder's frame head).
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.5
+    min_note_frames: int = 1
+    # MIDI output: 960 ticks per beat at 120 BPM is a 0.52 ms tick, finer than the 10 ms grid.
+    midi_ticks_per_beat: int = 960
+    midi_tempo_bpm: float = 120.0  # used unless the caller gives a tempo
+    # Evaluation.
+    frame_fps: int = 100  # piano-roll rate of the frame metric and of the plot
+    plot_seconds: float = 30.0  # the piano-roll plot shows this much from the start
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `python -m export` writes and how strictly it checks it (docs/mobile.md).
+
+    Every exported graph computes in float32 whatever `ModelConfig.compute_dtype` says (mobile
+    runtimes have no bfloat16 path); the weight variants only change how weights are stored.
+    Parity runs the TFLite decode loop against the JAX greedy decoder on short clips.
+    """
+
+    tflite_variants: tuple[str, ...] = ("fp32", "fp16", "int8")  # weight storage per file
+    coreml: bool = True  # also write encode.mlpackage and decode_step.mlpackage
+    coreml_precision: str = "float32"  # Core ML compute precision: "float32" or "float16"
+    saved_model: bool = True  # keep the jax2tf SavedModel the TFLite files are converted from
+    parity_clips: int = 2  # fixture clips decoded by both paths (0: no parity check)
+    parity_seconds: float = 3.0  # audio read from each parity clip
+    encode_tolerance: float = 1e-4  # max |memory_tflite - memory_jax| for the fp32 file
+    num_threads: int = 2  # TFLite interpreter threads for parity runs
+    canonical: bool = True  # grammar mode of both decoders (as harmonynet_jax.grammar)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tflite_variants) - {"fp32", "fp16", "int8"}
+        if unknown:
+            raise ValueError(f"unknown TFLite variants {sorted(unknown)}; use fp32, fp16, int8")
+        if self.coreml_precision not in ("float32", "float16"):
+            raise ValueError(f"coreml_precision must be float32 or float16, not "
+                             f"{self.coreml_precision!r}")

@@ -1,0 +1,87 @@
+"""Hand separation: which notes go to the upper (right-hand) and lower (left-hand) staff.
+
+A fixed split at middle C breaks whenever an accompaniment climbs or a melody dips. We let
+the split point itself move: for every chord (onset group) the boundary is a pitch, notes
+below it go to the left hand, and Viterbi chooses the boundary path that moves little (so
+each hand keeps its voice), keeps each hand within about a tenth, and respects each hand's
+usual register only weakly. A note struck while the same hand holds an earlier note costs a
+little (it makes a second voice), so an Alberti bass under a held melody note stays in the
+left hand even above middle C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from harmonynet_jax.config import ScoreConfig
+from harmonynet_jax.score.events import Note
+
+LOWEST, HIGHEST = 20, 109  # boundaries lie between MIDI pitches LOWEST..HIGHEST
+HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is not "held"
+
+
+def _groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
+    """Indices of near-simultaneous notes, each group sorted by pitch."""
+    order = sorted(range(len(notes)), key=lambda i: (notes[i].onset, notes[i].pitch))
+    groups: list[list[int]] = []
+    start = -np.inf
+    for i in order:
+        if notes[i].onset - start > spread:
+            groups.append([])
+            start = notes[i].onset
+        groups[-1].append(i)
+    return [sorted(g, key=lambda i: notes[i].pitch) for g in groups]
+
+
+def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
+    """Cost of giving the k lowest notes to the left hand, k = 0..n (span, balance of a
+    chord between the hands, register)."""
+    n = len(pitches)
+    out = np.zeros(n + 1)
+    for k in range(n + 1):
+        lh, rh = pitches[:k], pitches[k:]
+        for hand in (lh, rh):
+            if hand.size:
+                out[k] += cfg.span_cost * max(0.0, float(hand.max() - hand.min()) - cfg.hand_span)
+        if lh.size and rh.size:  # chorale-like chords: the hands share the voices
+            out[k] += cfg.balance_cost * max(0, abs(lh.size - rh.size) - 1)
+        out[k] += cfg.range_cost * float(np.clip(lh - cfg.lh_high, 0, None).sum())
+        out[k] += cfg.range_cost * float(np.clip(cfg.rh_low - rh, 0, None).sum())
+    return out
+
+
+def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
+    """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
+    if not notes:
+        return []
+    groups = _groups(notes, cfg.chord_spread_s)
+    bounds = np.arange(LOWEST, HIGHEST) + 0.5
+    onsets = np.array([n.onset for n in notes])
+    offsets = np.array([n.offset for n in notes])
+    all_pitches = np.array([n.pitch for n in notes], dtype=float)
+    move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
+    cost = cfg.boundary_prior * np.abs(bounds - 60.0)
+    back: list[np.ndarray] = []
+    for g in groups:
+        pitches = np.array([notes[i].pitch for i in g], dtype=float)
+        per_k = _split_costs(pitches, cfg)
+        k_of_b = np.searchsorted(pitches, bounds)  # notes below the boundary
+        t = notes[g[0]].onset
+        held = all_pitches[(onsets < t - cfg.chord_spread_s) & (offsets > t + HOLD_TOLERANCE_S)]
+        held_below = np.searchsorted(np.sort(held), bounds)
+        same_side = (k_of_b * held_below
+                     + (len(pitches) - k_of_b) * (held.size - held_below))
+        trans = cost[None, :] + move  # [new boundary, previous boundary]
+        prev = np.argmin(trans, axis=1)
+        cost = (trans[np.arange(len(bounds)), prev] + per_k[k_of_b]
+                + cfg.held_note_cost * same_side)
+        back.append(prev)
+    b = int(np.argmin(cost))
+    staves = [1] * len(notes)
+    for g, prev in zip(reversed(groups), reversed(back), strict=True):
+        for i in g:
+            staves[i] = 2 if notes[i].pitch < bounds[b] else 1
+        b = int(prev[b])
+    return staves

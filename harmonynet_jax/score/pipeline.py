@@ -1,0 +1,131 @@
+"""Notes -> music21 Score: the stages of `harmonynet_jax.score` in order.
+
+tempo (beats) -> meter (beat level, meter, pickup) -> hands -> quantise -> key -> notation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from music21 import key as m21key
+from music21 import stream
+
+from harmonynet_jax.config import ScoreConfig
+from harmonynet_jax.score.events import Note, normalize_notes, normalize_pedals
+from harmonynet_jax.score.hands import split_hands
+from harmonynet_jax.score.keys import estimate_key
+from harmonynet_jax.score.meter import Rhythm, choose_rhythm, parse_time_signature
+from harmonynet_jax.score.notation import build_stream, make_layout
+from harmonynet_jax.score.quantize import Quantized, quantize
+from harmonynet_jax.score.tempo import (
+    BeatGrid,
+    candidate_periods,
+    extend_beats,
+    onset_envelope,
+    onset_groups,
+    refine_beats,
+    regular_grid,
+    track_beats,
+)
+
+DEFAULT_BPM = 100.0  # for input with too few onsets to measure a tempo
+MIN_GROUPS_TO_TRACK = 4
+EDGE_BEATS = 4  # tracked beats added before the first and after the last note
+
+
+@dataclass(frozen=True)
+class ScoreInfo:
+    """What the score came out as (estimates or the caller's overrides)."""
+
+    tempo_bpm: float  # quarter notes per minute at the start
+    time_signature: str
+    key: str  # e.g. "E- major" (music21 spelling: '-' is flat)
+    bars: int
+    anacrusis: float  # quarter lengths of the pickup bar, 0 without one
+    notes: int
+    notes_per_staff: tuple[int, int]  # (upper / right hand, lower / left hand)
+    musicxml_path: str | None = None
+    pdf_path: str | None = None
+    engraver: str | None = None
+    pages: int = 0
+
+
+def _track(notes: list[Note], tempo: float | None, cfg: ScoreConfig) -> list[BeatGrid]:
+    """Tracked beat grids, one per candidate pulse (the caller's tempo: just that one)."""
+    groups = onset_groups(notes, cfg)
+    start, end = notes[0].onset, max(n.offset for n in notes)
+    if len(groups.times) < MIN_GROUPS_TO_TRACK:
+        period = 60.0 / (tempo or DEFAULT_BPM)
+        return [regular_grid(start - EDGE_BEATS * period, end + period, period)]
+    env = onset_envelope(groups, cfg)
+    grids = []
+    for period in [60.0 / tempo] if tempo is not None else candidate_periods(env, cfg):
+        ratio = cfg.override_range if tempo is not None else cfg.track_range
+        beats = track_beats(env, period, (start, groups.times[-1]), cfg, ratio)
+        beats = refine_beats(beats, groups, cfg)
+        grids.append(BeatGrid(extend_beats(beats, start - EDGE_BEATS * period,
+                                           end + EDGE_BEATS * period, period)))
+    return grids
+
+
+def _bpm(rhythm: Rhythm, tempo: float | None, cfg: ScoreConfig) -> float:
+    """Metronome number for the counted beat, from the opening tempo."""
+    beat_quarters = float(rhythm.meter.beat_ql)
+    if tempo is not None:
+        bpm = tempo / beat_quarters
+    else:
+        first = int(np.floor(rhythm.origin))
+        span = rhythm.grid.times[max(0, first): max(0, first) + 2 * rhythm.meter.beats_per_bar
+                                 + 2]
+        bpm = 60.0 / float(np.median(np.diff(span))) if len(span) > 1 else DEFAULT_BPM
+    return max(cfg.tempo_round, cfg.tempo_round * round(bpm / cfg.tempo_round))
+
+
+def _to_ql(t: float, rhythm: Rhythm) -> Fraction:
+    x = float(rhythm.grid.to_beats(t)) - rhythm.origin
+    return max(Fraction(0), Fraction(x).limit_denominator(48) * rhythm.meter.beat_ql)
+
+
+def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
+            title: str | None = None, composer: str | None = None,
+            tempo: float | None = None, time_signature: str | None = None,
+            cfg: ScoreConfig | None = None) -> tuple[stream.Score, ScoreInfo]:
+    """Build the score and describe it. See `harmonynet_jax.score.write`."""
+    cfg = cfg or ScoreConfig()
+    if tempo is not None and tempo <= 0:
+        raise ValueError(f"tempo must be positive, got {tempo}")
+    notes_n = normalize_notes(notes, cfg.min_note_seconds)
+    pedal_spans = normalize_pedals(pedals)
+    if not notes_n:
+        meter = parse_time_signature(time_signature or "4/4")
+        rhythm = Rhythm(regular_grid(0.0, 1.0, 60.0 / (tempo or DEFAULT_BPM)), meter, 0.0,
+                        Fraction(0))
+        q = Quantized([], {1: frozenset(), 2: frozenset()})
+        k = m21key.Key("C")
+    else:
+        rhythm = choose_rhythm(notes_n, onset_groups(notes_n, cfg), _track(notes_n, tempo, cfg),
+                               cfg, time_signature, tempo is not None)
+        q = quantize(notes_n, split_hands(notes_n, cfg), rhythm, cfg)
+        k = estimate_key([(n.start, n.pitch, n.end - n.start) for n in q.notes],
+                         cfg.cadence_bonus)
+    end = max((n.end for n in q.notes), default=Fraction(0))
+    lay = make_layout(rhythm.meter, rhythm.anacrusis, end)
+    pedal_ql = [(_to_ql(p.onset, rhythm), _to_ql(p.offset, rhythm)) for p in pedal_spans]
+    bpm = _bpm(rhythm, tempo, cfg) if notes_n else float(tempo or DEFAULT_BPM)
+    score = build_stream(q, lay, k, bpm=bpm, pedals=pedal_ql, title=title, composer=composer,
+                         cfg=cfg)
+    staff_counts = (sum(n.staff == 1 for n in q.notes), sum(n.staff == 2 for n in q.notes))
+    info = ScoreInfo(
+        tempo_bpm=float(bpm * float(rhythm.meter.beat_ql)),
+        time_signature=rhythm.meter.ratio,
+        key=k.name,
+        bars=lay.n_bars,
+        anacrusis=float(rhythm.anacrusis),
+        notes=len(q.notes),
+        notes_per_staff=staff_counts,
+    )
+    return score, info
