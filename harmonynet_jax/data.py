@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harmonynet_jax import _rust
+from harmonynet_jax.cache import cache_dir
 from harmonynet_jax.ffmpeg import ffmpeg_path
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,8 @@ LoaderError = _rust.LoaderError
 
 
 def default_cache_dir() -> Path:
-    """Decoded audio lives here unless $HARMONYNET_CACHE says otherwise."""
-    env = os.environ.get("HARMONYNET_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "harmonynet" / "audio"
+    """Decoded audio lives in the project's per-user cache (harmonynet_jax.cache)."""
+    return cache_dir("audio")
 
 
 class Stream(Iterator[dict[str, Any]]):

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont fluidr3mono-gm-soundfont
-  musescore-general-soundfont-small poppler-utils
+  musescore-general-soundfont-small musescore-general-soundfont
+  musescore-general-soundfont-lossless poppler-utils
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
