@@ -72,11 +72,16 @@ def load_weights(path: str | Path, like: HarmonyNet | None = None) -> HarmonyNet
     config = model_config_from_dict(header["model_config"])
     if like is not None and like.config != config:
         raise WeightsError(f"{path} holds a model of another config: {config} != {like.config}")
-    skeleton = _cast(eqx.filter_eval_shape(HarmonyNet, config, key=jax.random.key(0)),
-                     jnp.dtype(header["dtype"]))
-    skeleton = jax.tree.map(
-        lambda x: jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x,
-        skeleton)
+    stored = jnp.dtype(header["dtype"])
+
+    def blank(x):
+        """Zeros of the stored dtype, for the deserialiser to fill."""
+        if not isinstance(x, jax.ShapeDtypeStruct):
+            return x
+        dtype = stored if jnp.issubdtype(x.dtype, jnp.inexact) else x.dtype
+        return jnp.zeros(x.shape, dtype)
+
+    skeleton = jax.tree.map(blank, eqx.filter_eval_shape(HarmonyNet, config, key=jax.random.key(0)))
     with open(path, "rb") as f:
         f.read(len(MAGIC))
         f.readline()
