@@ -108,17 +108,22 @@ class ScoreConfig:
     triplet_cost: float = 0.6  # complexity of an onset on a triplet position
     duple_in_compound_cost: float = 1.0  # onsets off the compound grid
     fit_cap: float = 4.0  # an outlier onset costs at most this
-    contrast_weight: float = 1.0  # reward for beats more accented than their subdivisions
-    meter_prior: tuple[tuple[str, float], ...] = (
-        ("4/4", 0.0), ("3/4", 0.0), ("2/4", 0.0), ("6/8", 0.0), ("3/8", 0.1),
+    # Weights of the meter model's cues (`harmonynet_jax.score.meter.FEATURES`; cost = sum of
+    # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
+    # corpus excerpts outside the fidelity set.
+    meter_weights: tuple[tuple[str, float], ...] = (
+        ("tempo", 2.192), ("fit", 4.502), ("contrast", 0.940), ("onset_period", -0.672),
+        ("chroma_period", -0.165), ("long", 0.737), ("bass", -0.365), ("density", -2.135),
+        ("velocity", -0.119), ("harmony", 1.471), ("ties", 11.137), ("pickup", 3.939),
+        ("end_onset", -0.144), ("end_release", 3.950), ("m:2/4", 0.470), ("m:3/4", 0.588),
+        ("m:4/4", 0.071), ("m:6/8", 0.079), ("m:3/8", 0.220), ("m:3/8e", -1.427),
     )
-    barline_tie_cost: float = 3.0  # per note crossing a barline, per barline
-    end_cost: float = 0.0  # the last onset off the downbeat (0: excerpts end anywhere)
-    downbeat_weight: float = 0.5  # reward for accented downbeats (std units)
-    pickup_cost: float = 1.6  # times the pickup's share of a bar
-    periodicity_weight: float = 0.5  # reward for onset patterns repeating bar to bar
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
+    # Key: music21's profile candidates within `key_margin` of its best, rescored.
+    key_margin: float = 0.1
     cadence_bonus: float = 0.1  # key correlation added when the tonic is the final bass
+    opening_bonus: float = 0.05  # ... when the first bass note is the tonic or dominant
+    outside_weight: float = 1.0  # ... minus this x share of time on pitches off the key
     # Quantisation.
     grid_per_beat: int = 4  # 16ths in simple meters (6 in compound ones)
     triplet_margin_s: float = 0.012  # triplets must fit better than 16ths by this much
@@ -135,6 +140,8 @@ class ScoreConfig:
     lh_high: int = 69  # left-hand notes above A4 cost ...
     rh_low: int = 52  # ... and right-hand notes below E3
     range_cost: float = 0.25  # per semitone beyond those
+    four_part_share: float = 0.7  # onsets sounding exactly four notes, for S+A / T+B staves
+    four_part_excess: float = 0.1  # ... and at most this share sounding more than four
     max_voices: int = 3  # per staff; more simultaneous rhythms are cut
     # Notation.
     clef_to_bass: float = 57.0  # mean pitch of a treble-staff bar below this switches clef
@@ -346,6 +353,7 @@ class ExportConfig:
     encode_tolerance: float = 1e-4  # max |memory_tflite - memory_jax| for the fp32 file
     num_threads: int = 2  # TFLite interpreter threads for parity runs
     canonical: bool = True  # grammar mode of both decoders (as harmonynet_jax.grammar)
+    keep_unmatched: bool = False  # keep fp16/int8 files whose tokens differ from the JAX model
 
     def __post_init__(self) -> None:
         unknown = set(self.tflite_variants) - {"fp32", "fp16", "int8"}

@@ -138,26 +138,28 @@ class Attention(eqx.Module):
         self.out = Linear(dim, dim, key=ko, scale=out_scale)
         self.num_heads = num_heads
 
-    def heads(self, proj: Linear, x: Float[Array, "B L D"]) -> Float[Array, "B L H Dh"]:
+    def heads(self, proj: Linear, x: Float[Array, "B L D"]) -> Float[Array, "B H L Dh"]:
+        """Heads-major layout, so attention over a cache needs no per-step transpose of it."""
         y = proj(x)
-        return y.reshape(*y.shape[:-1], self.num_heads, y.shape[-1] // self.num_heads)
+        y = y.reshape(*y.shape[:-1], self.num_heads, y.shape[-1] // self.num_heads)
+        return jnp.swapaxes(y, -3, -2)
 
     def keys_values(self, x: Float[Array, "B L D"]) -> tuple[Array, Array]:
         return self.heads(self.key, x), self.heads(self.value, x)
 
     def attend(
         self,
-        q: Float[Array, "B Lq H Dh"],
-        k: Float[Array, "B Lk H Dh"],
-        v: Float[Array, "B Lk H Dh"],
+        q: Float[Array, "B H Lq Dh"],
+        k: Float[Array, "B H Lk Dh"],
+        v: Float[Array, "B H Lk Dh"],
         mask: Bool[Array, "#B #Lq #Lk"] | None,
     ) -> Float[Array, "B Lq D"]:
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+        scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
         scores = scores / math.sqrt(q.shape[-1])
         if mask is not None:
             scores = jnp.where(mask[:, None], scores, _NEG)
         weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        ctx = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+        ctx = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, v), 1, 2)  # [B, Lq, H, Dh]
         return self.out(ctx.reshape(*ctx.shape[:2], -1))
 
     def __call__(
@@ -245,9 +247,9 @@ class FrameHead(eqx.Module):
 
 
 class KVCache(eqx.Module):
-    """Static-shape decoder cache. self_*: [B, L, H, Dh] per layer (slot j = position j).
+    """Static-shape decoder cache. self_*: [B, H, L, Dh] per layer (slot j = position j).
 
-    cross_*: the cross-attention keys/values of the memory per layer [B, T, H, Dh], computed
+    cross_*: the cross-attention keys/values of the memory per layer [B, H, T, Dh], computed
     once by `init_cache`; None means `decode_step` recomputes them from `memory` every step
     (fewer state tensors for an exported step function, more compute).
     """
@@ -292,18 +294,18 @@ class DecoderLayer(eqx.Module):
     def step(
         self,
         x: Float[Array, "B 1 D"],
-        cache_k: Float[Array, "B L H Dh"],
-        cache_v: Float[Array, "B L H Dh"],
+        cache_k: Float[Array, "B H L Dh"],
+        cache_v: Float[Array, "B H L Dh"],
         cross_kv: tuple[Array, Array],
         position: Int[Array, " N"],
     ) -> tuple[Float[Array, "B 1 D"], Array, Array]:
         """One position of __call__; writes this position's K/V into the cache by mask."""
-        length = cache_k.shape[1]
+        length = cache_k.shape[2]
         slots = jnp.arange(length, dtype=jnp.int32)[None, :]  # [1, L]
         h = self.norm_self(x)
         q = self.self_attn.heads(self.self_attn.query, h)
-        k, v = self.self_attn.keys_values(h)  # [B, 1, H, Dh]
-        write = (slots == position[:, None])[:, :, None, None]  # [N, L, 1, 1]
+        k, v = self.self_attn.keys_values(h)  # [B, H, 1, Dh]
+        write = (slots == position[:, None])[:, None, :, None]  # [N, 1, L, 1]
         cache_k = jnp.where(write, k, cache_k)
         cache_v = jnp.where(write, v, cache_v)
         visible = (slots <= position[:, None])[:, None, :]  # [N, 1, L]
@@ -420,7 +422,7 @@ class HarmonyNet(eqx.Module):
         length = self.config.max_decode_len if length is None else length
         batch = memory.shape[0]
         heads = self.config.num_heads
-        shape = (batch, length, heads, self.config.d_model // heads)
+        shape = (batch, heads, length, self.config.d_model // heads)
         zeros = tuple(jnp.zeros(shape, dtype) for _ in dec.layers)
         if not precompute_cross:
             return KVCache(zeros, zeros, None, None)

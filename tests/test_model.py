@@ -1,5 +1,5 @@
-"""HarmonyNet: shapes and dtypes under jit, the cached step against teacher forcing, causality,
-trainable-subtree labels, dropout, and preset sizes."""
+"""HarmonyNet: shapes, dtypes and gradients under jit (fp32 and bf16 compute), the cached step
+against teacher forcing, causality, trainable-subtree labels, dropout, and preset sizes."""
 
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ def test_shapes_dtypes_and_gradients(dtype: str, tiny: HarmonyNet, tiny_run) -> 
     assert step_logits.shape == (batch, VOCAB.size) and step_logits.dtype == jnp.float32
     head_dim = cfg.d_model // cfg.num_heads
     assert len(cache.self_k) == cfg.dec_layers
-    assert cache.self_k[0].shape == (batch, cfg.max_decode_len, cfg.num_heads, head_dim)
-    assert cache.cross_k[0].shape == (batch, frames_t, cfg.num_heads, head_dim)
+    assert cache.self_k[0].shape == (batch, cfg.num_heads, cfg.max_decode_len, head_dim)
+    assert cache.cross_k[0].shape == (batch, cfg.num_heads, frames_t, head_dim)
     assert cache.self_k[0].dtype == jnp.dtype(dtype)
     assert all(np.isfinite(np.asarray(x, np.float32)).all() for x in (memory, logits))
     # Master weights and their gradients stay float32 whatever the compute dtype.

@@ -27,6 +27,10 @@ class CheckpointError(RuntimeError):
     pass
 
 
+# Room asked for beyond the raw array bytes (metadata, OCDBT overhead).
+SPACE_MARGIN = 1.1
+
+
 def config_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
@@ -71,6 +75,12 @@ class Checkpointer:
         }
         meta = {**meta, "step": step, "loader": loader_state,
                 "model_config": config_dict(model.config)}
+        needed = int(sum(x.nbytes for x in jax.tree.leaves(state)) * SPACE_MARGIN)
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            # Checked up front: a write that runs out of space half way is messier to undo.
+            raise CheckpointError(self._failure(
+                step, f"{free / 2**20:.1f} MiB free, about {needed / 2**20:.1f} MiB needed"))
         try:
             self.manager.save(
                 step,
@@ -84,12 +94,13 @@ class Checkpointer:
             # A half-written step stays in a temporary folder; free its space now.
             for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
-            last = self.latest_step()
-            raise CheckpointError(
-                f"could not write the checkpoint of step {step} under {self.directory}: {err}. "
+            raise CheckpointError(self._failure(step, str(err))) from err
+
+    def _failure(self, step: int, why: str) -> str:
+        last = self.latest_step()
+        return (f"could not write the checkpoint of step {step} under {self.directory}: {why}. "
                 + (f"The last good checkpoint (step {last}) is intact." if last is not None
-                   else "No earlier checkpoint exists.")
-            ) from err
+                   else "No earlier checkpoint exists."))
 
     def meta(self, step: int | None = None) -> dict[str, Any]:
         step = self.latest_step() if step is None else step

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> None:
                      progress=not args.no_progress, stop_after=args.stop_after)
     except (TrainingError, LoaderError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # A failed orbax save can leave its writer threads behind, which then dump asyncio
+        # tracebacks during interpreter shutdown; nothing is left to clean up, so leave now.
+        os._exit(2)
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint holds the progress", file=sys.stderr)
         sys.exit(130)
