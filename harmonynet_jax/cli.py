@@ -86,8 +86,9 @@ def add_transcribe_args(ap: argparse.ArgumentParser) -> None:
                     help="comma list of midi, musicxml, pdf, json (default: midi)")
     ap.add_argument("--checkpoint", type=Path, metavar="PATH",
                     help="weights file or training run folder (default: the bundled model)")
-    ap.add_argument("--decoder", choices=DECODER_CHOICES, default="tokens",
-                    help="tokens: seq2seq decoder with pedal; frames: the encoder's frame head")
+    ap.add_argument("--decoder", choices=DECODER_CHOICES, default=None,
+                    help="tokens: seq2seq decoder with pedal; frames: the encoder's frame head "
+                         "(default: what the model recommends)")
     ap.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
                     help="segments per model call (default 8)")
     ap.add_argument("--title", help="score title (MusicXML/PDF) and MIDI track name")
@@ -245,6 +246,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         ModelUnavailable,
         load_model,
         load_recording,
+        preferred_decoder,
         run_model,
     )
     from harmonynet_jax.tokens import VOCAB
@@ -260,6 +262,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             audio = load_recording(path, cfg)
             if model is None:
                 model, origin = load_model(args.checkpoint, cfg)
+                args.decoder = args.decoder or preferred_decoder(origin, cfg)
             label = None if args.no_progress else path.name
             notes, pedals = run_model(model, audio, (args.decoder,), batch_size=args.batch_size,
                                       cfg=cfg, progress=label)[args.decoder]

@@ -91,6 +91,21 @@ def load_model(checkpoint: str | os.PathLike | None = None,
     return model, str(path)
 
 
+def preferred_decoder(origin: str | os.PathLike | None, cfg: InferenceConfig) -> str:
+    """The decoder a shipped weights file recommends (its header's info), else the config's:
+    a model trained only through phase 0 has no usable token decoder."""
+    from harmonynet_jax.weights import WeightsError, read_header
+
+    if origin is not None and Path(origin).is_file():
+        try:
+            choice = read_header(origin).get("info", {}).get("decoder")
+        except (OSError, ValueError, WeightsError):
+            choice = None
+        if choice in DECODERS:
+            return choice
+    return cfg.decoder
+
+
 # --- audio ------------------------------------------------------------------------------------
 
 
@@ -303,7 +318,7 @@ def transcribe(
     *,
     checkpoint: str | os.PathLike | None = None,
     model: HarmonyNet | None = None,
-    decoder: str = "tokens",
+    decoder: str | None = None,
     batch_size: int = 8,
     sample_rate: int = VOCAB.sample_rate,
     config: InferenceConfig | None = None,
@@ -316,12 +331,14 @@ def transcribe(
     `checkpoint` (weights file or training run folder), otherwise the bundled model.
     """
     cfg = config or InferenceConfig()
-    if decoder not in DECODERS:
+    if decoder is not None and decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
     if model is None:
         model, origin = load_model(checkpoint, cfg)
+        decoder = decoder or preferred_decoder(origin, cfg)
     else:
         origin = str(checkpoint) if checkpoint is not None else "in-memory model"
+        decoder = decoder or cfg.decoder
     if isinstance(source, (str, os.PathLike)):
         audio, name = load_recording(source, cfg), str(source)
     else:

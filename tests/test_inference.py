@@ -315,3 +315,15 @@ def test_evaluation_sets() -> None:
     with pytest.raises(ValueError, match="split"):
         evaluate.maestro_pairs(FIXTURE, "nope")
     assert len(evaluate.folder_pairs(FIXTURE)) == 6
+
+
+def test_weights_file_chooses_its_decoder(tmp_path) -> None:
+    model = HarmonyNet(ModelConfig.preset("tiny"), key=jax.random.key(2))
+    path = save_weights(tmp_path / "frames.eqx", model, info={"decoder": "frames"})
+    cfg = inference.InferenceConfig()
+    assert inference.preferred_decoder(path, cfg) == "frames"
+    plain = save_weights(tmp_path / "plain.eqx", model)
+    assert inference.preferred_decoder(plain, cfg) == cfg.decoder
+    audio = np.zeros(8_000, np.float32)
+    assert inference.transcribe(audio, checkpoint=path).decoder == "frames"
+    assert inference.transcribe(audio, checkpoint=path, decoder="tokens").decoder == "tokens"
