@@ -112,11 +112,13 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.192), ("fit", 4.502), ("contrast", 0.940), ("onset_period", -0.672),
-        ("chroma_period", -0.165), ("long", 0.737), ("bass", -0.365), ("density", -2.135),
-        ("velocity", -0.119), ("harmony", 1.471), ("ties", 11.137), ("pickup", 3.939),
-        ("end_onset", -0.144), ("end_release", 3.950), ("m:2/4", 0.470), ("m:3/4", 0.588),
-        ("m:4/4", 0.071), ("m:6/8", 0.079), ("m:3/8", 0.220), ("m:3/8e", -1.427),
+        ("tempo", 2.717), ("fit", 5.125), ("contrast", 1.097), ("onset_period", -0.682),
+        ("chroma_period", -0.153), ("long", 1.069), ("ioi", -0.526), ("bass", -0.007),
+        ("density", -1.731), ("velocity", -0.087), ("harmony", 1.576), ("half_bar", -0.441),
+        ("bar_pairs", -0.241), ("bar_onsets", -4.457), ("bar_onsets2", 2.119), ("bar_s", -4.475),
+        ("bar_s2", 0.242), ("ties", 9.637), ("pickup", 7.933), ("pickup_any", -2.094),
+        ("end_onset", 0.257), ("end_release", 4.681), ("m:2/4", 0.488), ("m:3/4", 1.262),
+        ("m:4/4", 1.189), ("m:6/8", 0.714), ("m:3/8", -1.603), ("m:3/8e", -2.051),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.

@@ -6,14 +6,21 @@ from __future__ import annotations
 from fractions import Fraction as F
 
 import numpy as np
-from music21 import key
+from music21 import key, meter, note, stream
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.durations import split_values
 from harmonynet_jax.score.events import Note
 from harmonynet_jax.score.fidelity import PIECES, Written, compare, reference
-from harmonynet_jax.score.keys import spell, spelling_table
-from harmonynet_jax.score.meter import parse_time_signature
+from harmonynet_jax.score.hands import split_hands
+from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
+from harmonynet_jax.score.meter import (
+    FEATURES,
+    downbeat_gain,
+    harmonic_novelty,
+    parse_time_signature,
+)
+from harmonynet_jax.score.meter_training import Example, fit, loss
 from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import analyze
 from harmonynet_jax.score.tempo import BeatGrid, candidate_periods, onset_envelope, onset_groups
@@ -98,6 +105,90 @@ def test_performance_model_is_seeded_and_humanised() -> None:
 def test_fidelity_metric_counts_errors() -> None:
     piece = PIECES[0]
     ref_score, ref = reference(piece)
-    assert compare(ref_score, ref, ref_score) == (1.0, 1.0, 1.0)
-    shifted = [Written(n.pitch, n.start, n.end, 3 - n.staff) for n in ref]
-    assert compare(ref_score, shifted, ref_score)[2] == 0.0
+    assert compare(ref_score, ref, ref_score) == (1.0, 1.0, 1.0, 1.0)
+    swapped = [Written(n.pitch, n.start, n.end, 3 - n.staff) for n in ref]
+    assert compare(ref_score, swapped, ref_score).staff == 0.0
+
+
+def test_rhythm_share_forgives_a_shifted_barline_but_position_does_not() -> None:
+    """Written one beat later in the bar (same notes, same rhythm): every bar position is
+    wrong, the rhythm counted from the first note is not."""
+    piece = next(p for p in PIECES if p.name == "Mozart K545/1")
+    ref_score, ref = reference(piece)
+    shifted_score = stream.Score([stream.Part([stream.Measure([meter.TimeSignature("4/4"),
+                                                               note.Rest(quarterLength=1)])])])
+    part = shifted_score.parts[0]
+    for n in ref:
+        part.insert(float(n.start) + 1.0, note.Note(n.pitch, quarterLength=float(n.end - n.start)))
+    part.makeMeasures(inPlace=True)
+    shares = compare(ref_score, [Written(n.pitch, n.start, n.end, 1) for n in ref], shifted_score)
+    assert shares.rhythm > 0.95
+    assert shares.position < 0.05
+
+
+def test_key_mode_and_enharmonic_spelling_follow_the_pitches() -> None:
+    """C-sharp minor (E natural, B-sharp leading tone) is not C-sharp/D-flat major, and a
+    D-flat major scale is written with five flats rather than seven sharps."""
+    cfg = ScoreConfig()
+    c_sharp_minor = [61, 63, 64, 66, 68, 69, 72, 73, 68, 61, 56, 61]
+    notes = [(F(i), p, F(1)) for i, p in enumerate(c_sharp_minor)]
+    k = estimate_key(notes, cfg)
+    assert (k.tonic.name, k.mode, k.sharps) == ("C#", "minor", 4)
+    d_flat_major = [61, 63, 65, 66, 68, 70, 72, 73, 68, 65, 61, 49]
+    k = estimate_key([(F(i), p, F(1)) for i, p in enumerate(d_flat_major)], cfg)
+    assert k.sharps == -5 and k.mode == "major"
+    assert enharmonic_choice(key.Key("C#"), [1, 3, 5, 6, 8, 10, 0]).sharps == -5
+    assert enharmonic_choice(key.Key("B"), [11, 1, 3, 4, 6, 8, 10]).sharps == 5  # not C-flat
+
+
+def test_four_part_texture_puts_tenor_and_bass_on_the_lower_staff() -> None:
+    """A chorale whose tenor sits an octave and more above the bass (no hand spans that):
+    the piano-reduction convention still writes S+A above and T+B below."""
+    cfg = ScoreConfig()
+    chords = [(43, 59, 62, 67), (48, 60, 64, 67), (47, 62, 67, 74), (45, 60, 64, 72),
+              (43, 59, 62, 67), (50, 62, 66, 69), (43, 59, 62, 67), (48, 64, 67, 72)]
+    notes = [Note(0.6 * i + 0.004 * v, 0.6 * i + 0.55, p, 70)
+             for i, chord in enumerate(chords) for v, p in enumerate(chord)]
+    notes.append(Note(0.6 * 8, 0.6 * 8 + 0.25, 64, 70))  # a short tenor note...
+    notes += [Note(0.6 * 8, 0.6 * 9.9, p, 70) for p in (48, 67, 72)]  # ...in a long chord
+    notes.sort()
+    staves = split_hands(notes, cfg)
+    by_onset: dict[int, list[tuple[int, int]]] = {}
+    for n, staff in zip(notes, staves, strict=True):
+        by_onset.setdefault(round(n.onset / 0.6), []).append((n.pitch, staff))
+    for i, chord in enumerate(chords):
+        got = sorted(by_onset[i])
+        assert got == list(zip(chord, (2, 2, 1, 1), strict=True)), (i, got)
+    assert sorted(by_onset[8]) == [(48, 2), (64, 2), (67, 1), (72, 1)]
+
+
+def test_harmonic_novelty_and_downbeat_gain_find_the_chord_changes() -> None:
+    """Two beats of C major, two of G major, repeated: with a bar-long window the novelty
+    peaks where the chord changes, so phase 0 of 2-beat bars is the best downbeat."""
+    c_major, g_major = np.zeros(12), np.zeros(12)
+    c_major[[0, 4, 7]] = 1.0
+    g_major[[7, 11, 2]] = 1.0
+    chroma = np.array([c_major, c_major, g_major, g_major] * 4)
+    novelty = harmonic_novelty(chroma, 2)
+    assert novelty[[4, 6, 8]].min() > 0.5 and novelty[[5, 7, 9]].max() < 0.2
+    gains = [downbeat_gain(novelty, 1, 2, phase) for phase in (0, 1)]
+    assert gains[0] > 1.0 > 0.0 > gains[1]
+    assert downbeat_gain(novelty, 1, 1, 0) == 0.0  # one-beat bars: nothing to compare
+
+
+def test_meter_training_gradient_matches_finite_differences() -> None:
+    """The conditional-logit loss used to fit `ScoreConfig.meter_weights` and its gradient."""
+    rng = np.random.default_rng(0)
+    examples = [Example(f"e{i}", rng.normal(size=(7, len(FEATURES))),
+                        np.arange(7) == i % 7, np.zeros(7, dtype=int), np.zeros(7, dtype=int), 0)
+                for i in range(5)]
+    w = rng.normal(size=len(FEATURES))
+    value, grad = loss(w, examples, 0.01)
+    step = 1e-6
+    for j in (0, 3, len(FEATURES) - 1):
+        e = np.zeros_like(w)
+        e[j] = step
+        numeric = (loss(w + e, examples, 0.01)[0] - loss(w - e, examples, 0.01)[0]) / (2 * step)
+        assert abs(numeric - grad[j]) < 1e-5
+    fitted = fit(examples, 1e-3)
+    assert loss(fitted, examples, 1e-3)[0] < value

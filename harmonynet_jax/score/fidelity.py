@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from music21 import chord, corpus, key, meter, note, stream
 
@@ -39,6 +40,7 @@ class Piece:
     bpm: float  # quarter notes per minute of the performance
     number: int | None = None  # work number inside a multi-work corpus file (Essen)
     features: str = ""
+    held_out: bool = False  # never used to tune ScoreConfig: the honest part of the figures
 
 
 PIECES: tuple[Piece, ...] = (
@@ -62,7 +64,34 @@ PIECES: tuple[Piece, ...] = (
           features="3/8 melody"),
     Piece("Bach BWV 40.8", "bach/bwv40.8", 10, (0, 1), (2, 3), 84,
           features="4/4, pickup, 4 voices"),
+    # Held out: added after the weights above were tuned, and not looked at while tuning.
+    Piece("C. Schumann Polonaise 3", "schumann_clara/polonaise_op1n3", 12, (0,), (1,), 100,
+          features="3/4, piano, dotted rhythms", held_out=True),
+    Piece("R. Schumann Op.48/2", "schumann_robert/dichterliebe_no2", 12, (1,), (2,), 72,
+          features="2/4, pickup, song accompaniment", held_out=True),
+    Piece("Liliuokalani Aloha Oe", "liliuokalani/aloha_oe", 10, (5,), (6,), 84,
+          features="4/4, pickup, piano part", held_out=True),
+    Piece("Johnson Lift Every Voice", "johnson_j_r/lift_every_voice", 10, (0, 1), (2, 3), 84,
+          features="6/8, pickup, 4 voices", held_out=True),
+    Piece("Beach Prayer", "beach/prayer_of_a_tired_child", 10, (4,), (5,), 72,
+          features="4/4, piano part", held_out=True),
+    Piece("Haydn Op.74/1 Menuet", "haydn/opus74no1/movement3", 12, (0, 1), (2, 3), 120,
+          features="3/4, triplets, string quartet", held_out=True),
+    Piece("R. Schumann Op.41/1 Scherzo", "schumann_robert/opus41no1/movement2", 12, (0, 1),
+          (2, 3), 150, features="6/8, string quartet", held_out=True),
+    Piece("Essen kinder 22", "essenFolksong/kinder0", 16, (0,), (), 100, number=22,
+          features="3/8 melody", held_out=True),
+    Piece("Essen kinder 24", "essenFolksong/kinder0", 16, (0,), (), 120, number=24,
+          features="3/4 melody, pickup", held_out=True),
+    Piece("Essen kinder 29", "essenFolksong/kinder0", 13, (0,), (), 100, number=29,
+          features="2/4 melody, pickup", held_out=True),
+    Piece("Essen kinder 34", "essenFolksong/kinder0", 16, (0,), (), 120, number=34,
+          features="6/8 melody, pickup", held_out=True),
+    Piece("Essen kinder 35", "essenFolksong/kinder0", 11, (0,), (), 100, number=35,
+          features="4/4 melody, pickup", held_out=True),
 )
+TUNING = tuple(p for p in PIECES if not p.held_out)
+HELD_OUT = tuple(p for p in PIECES if p.held_out)
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,7 @@ class Result:
     piece: str
     notes: int
     position: float
+    rhythm: float
     duration: float
     staff: float
     key_ok: bool
@@ -203,12 +233,28 @@ def _align(ref: list[Written], out: list[Written], ref_pos: list[Fraction],
     return pairs
 
 
-def compare(ref_score: stream.Score, ref: list[Written], out_score: stream.Score
-            ) -> tuple[float, float, float]:
-    """(position, duration, staff) shares of the reference notes."""
+class Shares(NamedTuple):
+    """Shares of the reference notes that came back right, each in [0, 1]."""
+
+    position: float  # same bar index and same offset from that bar's downbeat (strict)
+    rhythm: float  # same onset in quarter notes from the first note: barlines ignored
+    duration: float  # same tied length
+    staff: float  # same staff
+
+
+def compare(ref_score: stream.Score, ref: list[Written], out_score: stream.Score) -> Shares:
+    """Match the notes (per pitch, in time order) and count what each reading got right.
+
+    `position` is the target: a wrong meter, bar length or pickup costs every note after it.
+    `rhythm` is the same comparison with barlines ignored (onsets counted in quarter notes
+    from the first note), so the rhythm inside the bars shows even when the meter is wrong;
+    a wrong metrical level (all values doubled or halved) still fails both.
+    """
     out = dedupe([n for i, p in enumerate(out_score.parts) for n in part_notes(p, i + 1)])
     r_down, r_bar, _ = bar_frame(ref_score)
     o_down, o_bar, _ = bar_frame(out_score)
+    r_first = min((n.start for n in ref), default=Fraction(0))
+    o_first = min((n.start for n in out), default=Fraction(0))
 
     def bar_beat(start: Fraction, down: Fraction, bar: Fraction) -> tuple[int, Fraction]:
         pos = start - down
@@ -221,17 +267,19 @@ def compare(ref_score: stream.Score, ref: list[Written], out_score: stream.Score
         by_pitch_ref[n.pitch].append(n)
     for n in out:
         by_pitch_out[n.pitch].append(n)
-    pos_ok = dur_ok = staff_ok = 0
+    pos_ok = rhythm_ok = dur_ok = staff_ok = 0
     for pitch, rs in by_pitch_ref.items():
         os_ = by_pitch_out.get(pitch, [])
-        pairs = _align(rs, os_, [n.start - r_down for n in rs], [n.start - o_down for n in os_])
-        for i, j in pairs:
+        r_time = [n.start - r_first for n in rs]
+        o_time = [n.start - o_first for n in os_]
+        for i, j in _align(rs, os_, r_time, o_time):
             r, o = rs[i], os_[j]
             pos_ok += bar_beat(r.start, r_down, r_bar) == bar_beat(o.start, o_down, o_bar)
+            rhythm_ok += r_time[i] == o_time[j]
             dur_ok += (r.end - r.start) == (o.end - o.start)
             staff_ok += r.staff == o.staff
     total = max(1, len(ref))
-    return pos_ok / total, dur_ok / total, staff_ok / total
+    return Shares(pos_ok / total, rhythm_ok / total, dur_ok / total, staff_ok / total)
 
 
 def _signature_name(sharps: int) -> str:
@@ -240,21 +288,28 @@ def _signature_name(sharps: int) -> str:
     return f"{abs(sharps)} {'sharp' if sharps > 0 else 'flat'}{'s' if abs(sharps) > 1 else ''}"
 
 
-def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Result:
-    """Perform, transcribe to a score and compare one piece."""
-    ref_score, ref = reference(piece)
-    down, bar, ratio = bar_frame(ref_score)
+def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, seed: int
+                      ) -> tuple[list[tuple[float, float, int, int]], list[tuple[float, float]]]:
+    """A humanised performance of the written notes (pedal changed at every barline)."""
+    down, bar, _ = bar_frame(ref_score)
     length = max(float(n.end) for n in ref)
     bar_starts = [0.0] + [float(down + k * bar) for k in range(int(length // float(bar)) + 1)
                           if 0 < down + k * bar < length]
-    h = Humanizer(bpm=piece.bpm, seed=seed)
-    played, pedals = perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref],
-                             h, sorted(set(bar_starts)))
+    h = Humanizer(bpm=bpm, seed=seed)
+    return perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref], h,
+                   sorted(set(bar_starts)))
+
+
+def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Result:
+    """Perform, transcribe to a score and compare one piece."""
+    ref_score, ref = reference(piece)
+    ratio = bar_frame(ref_score)[2]
+    played, pedals = perform_reference(ref_score, ref, piece.bpm, seed)
     out_score, info = analyze(played, pedals=pedals, title=piece.name, cfg=cfg)
-    position, duration, staff = compare(ref_score, ref, out_score)
+    shares = compare(ref_score, ref, out_score)
     ref_sharps = key_sharps(ref_score)
-    return Result(piece.name, len(ref), position, duration, staff,
-                  key_sharps(out_score) == ref_sharps, info.time_signature == ratio,
+    return Result(piece.name, len(ref), shares.position, shares.rhythm, shares.duration,
+                  shares.staff, key_sharps(out_score) == ref_sharps, info.time_signature == ratio,
                   info.time_signature, ratio, info.key, _signature_name(ref_sharps),
                   info.tempo_bpm)
 
@@ -269,6 +324,7 @@ def summary(results: Sequence[Result]) -> dict[str, float]:
     total = sum(r.notes for r in results) or 1
     return {
         "position": sum(r.position * r.notes for r in results) / total,
+        "rhythm": sum(r.rhythm * r.notes for r in results) / total,
         "duration": sum(r.duration * r.notes for r in results) / total,
         "staff": sum(r.staff * r.notes for r in results) / total,
         "key": sum(r.key_ok for r in results) / max(1, len(results)),
@@ -276,18 +332,24 @@ def summary(results: Sequence[Result]) -> dict[str, float]:
     }
 
 
+def overall(results: Sequence[Result]) -> str:
+    """One line: the summary figures against the targets (`rhythm` has none: a diagnostic)."""
+    return ", ".join(
+        f"{k} {100 * v:.1f}%" + (f" (target {100 * TARGETS[k]:.0f}%)" if k in TARGETS else "")
+        for k, v in summary(results).items())
+
+
 def table(results: Sequence[Result]) -> str:
     """A plain-text table of the results and the overall figures against the targets."""
-    head = (f"{'piece':<24}{'notes':>6}{'pos %':>8}{'dur %':>8}{'staff %':>8}  "
+    head = (f"{'piece':<28}{'notes':>6}{'pos %':>7}{'rhy %':>7}{'dur %':>7}{'staff %':>8}  "
             f"{'meter (ref)':<14}{'key (ref sig)':<30}{'bpm':>5}")
     lines = [head, "-" * len(head)]
     for r in results:
         meter_s = f"{r.meter}{'' if r.meter_ok else ' (' + r.ref_meter + ')'}"
         key_s = f"{r.key}{'' if r.key_ok else ' (' + r.ref_key + ')'}"
-        lines.append(f"{r.piece:<24}{r.notes:>6}{100 * r.position:>8.1f}{100 * r.duration:>8.1f}"
-                     f"{100 * r.staff:>8.1f}  {meter_s:<14}{key_s:<30}{r.tempo_bpm:>5.0f}")
-    s = summary(results)
+        lines.append(f"{r.piece:<28}{r.notes:>6}{100 * r.position:>7.1f}{100 * r.rhythm:>7.1f}"
+                     f"{100 * r.duration:>7.1f}{100 * r.staff:>8.1f}  {meter_s:<14}{key_s:<30}"
+                     f"{r.tempo_bpm:>5.0f}")
     lines.append("-" * len(head))
-    lines.append("overall: " + ", ".join(
-        f"{k} {100 * v:.1f}% (target {100 * TARGETS[k]:.0f}%)" for k, v in s.items()))
+    lines.append("overall: " + overall(results))
     return "\n".join(lines)

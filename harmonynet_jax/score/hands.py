@@ -7,6 +7,11 @@ each hand keeps its voice), keeps each hand within about a tenth, and respects e
 usual register only weakly. A note struck while the same hand holds an earlier note costs a
 little (it makes a second voice), so an Alberti bass under a held melody note stays in the
 left hand even above middle C.
+
+Four-part writing (chorales, string quartets) follows another convention: soprano and alto
+on the upper staff, tenor and bass on the lower, however far the tenor is from the bass. When
+the texture is steadily four-voiced (`four_part_texture`), notes therefore go by voice rank:
+the two lowest sounding voices are the lower staff (`split_four_part`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from harmonynet_jax.score.events import Note
 
 LOWEST, HIGHEST = 20, 109  # boundaries lie between MIDI pitches LOWEST..HIGHEST
 HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is not "held"
+FOUR_PARTS = 4
 
 
 def _groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
@@ -52,11 +58,52 @@ def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
     return out
 
 
+def sounding(notes: Sequence[Note], groups: list[list[int]]) -> list[np.ndarray]:
+    """Per onset group, the pitches sounding just after it is struck (held notes too)."""
+    onsets = np.array([n.onset for n in notes])
+    offsets = np.array([n.offset for n in notes])
+    pitches = np.array([n.pitch for n in notes])
+    out = []
+    for g in groups:
+        t = max(notes[i].onset for i in g)
+        on = (onsets <= t) & (offsets > t + HOLD_TOLERANCE_S)
+        on[g] = True
+        out.append(np.sort(pitches[on]))
+    return out
+
+
+def four_part_texture(chords: list[np.ndarray], cfg: ScoreConfig) -> bool:
+    """Steadily four voices: most onsets sound exactly four notes, almost none more."""
+    if not chords:
+        return False
+    counts = np.array([len(c) for c in chords])
+    return bool(np.mean(counts == FOUR_PARTS) >= cfg.four_part_share
+                and np.mean(counts > FOUR_PARTS) <= cfg.four_part_excess)
+
+
+def split_four_part(notes: Sequence[Note], groups: list[list[int]],
+                    chords: list[np.ndarray]) -> list[int]:
+    """Staff by voice rank: below the middle of the latest four-note sonority is the lower
+    staff (tenor and bass), so a rest or a unison in one voice does not move the others."""
+    full = [c for c in chords if len(c) == FOUR_PARTS]
+    boundary = 0.5 * (full[0][1] + full[0][2]) if full else 60.0
+    staves = [1] * len(notes)
+    for g, chord in zip(groups, chords, strict=True):
+        if len(chord) == FOUR_PARTS:
+            boundary = 0.5 * (chord[1] + chord[2])
+        for i in g:
+            staves[i] = 2 if notes[i].pitch < boundary else 1
+    return staves
+
+
 def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
     if not notes:
         return []
     groups = _groups(notes, cfg.chord_spread_s)
+    chords = sounding(notes, groups)
+    if four_part_texture(chords, cfg):
+        return split_four_part(notes, groups, chords)
     bounds = np.arange(LOWEST, HIGHEST) + 0.5
     onsets = np.array([n.onset for n in notes])
     offsets = np.array([n.offset for n in notes])

@@ -1,12 +1,22 @@
 """Beat level, meter and pickup, chosen jointly from the tracked pulse.
 
 The tracked pulse may be the quarter, the eighth or the half note (the half/double tempo
-problem), and a pulse of three can be the eighths of 6/8 or the beats of 3/4. We therefore
-score hypotheses (metrical level x simple/compound subdivision x meter x downbeat phase) by
-  - a log-normal tempo preference for the beat,
-  - how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
-  - accents on downbeats (long notes, bass notes, chords) and few notes tied over barlines,
-and keep the cheapest. Explicit `tempo`/`time_signature` arguments remove hypotheses.
+problem), a pulse of three can be the eighths of 6/8 or the beats of 3/4, 2/4 and 4/4 share
+every beat, and a downbeat may sit on any beat (pickups). We therefore enumerate readings
+(metrical level x simple/compound subdivision x meter x downbeat phase) and score each with
+a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
+  - tempo: a log-normal preference for the counted beat's period,
+  - fit: how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
+  - contrast: onsets on beats are more accented than onsets between them,
+  - downbeat cues, each as "mean at downbeats minus mean at the other beats" in std units:
+    long notes, new low bass notes, many notes, loud notes, and harmonic change (novelty of
+    the pitch-class profile between the bar before and the bar after a beat),
+  - bar-length cues: onset patterns and pitch-class profiles repeating one bar later,
+  - notes tied over barlines, the pickup's length, how the excerpt ends,
+  - a bias per meter (a learned prior).
+The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
+on humanised corpus excerpts that are not in the fidelity set. Explicit `tempo` and
+`time_signature` arguments remove readings.
 """
 
 from __future__ import annotations
@@ -23,10 +33,21 @@ from harmonynet_jax.score.tempo import BeatGrid, OnsetGroups
 
 ON_BEAT_TOLERANCE = 0.12  # in beats: an onset this close to a beat is on it
 ACCENT_DURATION_CAP = 2.0  # beats: longer notes accent no more than a half note in 4/4
-BASS_ACCENT = 1.0  # extra accent of a bass an octave below those of the beats around it
-BASS_WINDOW = 2  # beats each side
-CHORD_ACCENT = 0.2  # per log note count
+BASS_ACCENT = 1.0  # accent of a group whose bass is lower than both neighbours' (contrast)
+BASS_WINDOW = 2  # beats each side: a bass note is "low" against the beats around it
 OCTAVE = 12.0
+PITCH_CLASSES = 12
+PERIOD_LAGS = (1, 2, 3, 4)  # bar lengths (beats) whose mean self-similarity is the baseline
+MAX_HARMONY_WINDOW = 4  # beats each side of a candidate downbeat for harmonic novelty
+
+# The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
+FEATURES = (
+    "tempo", "fit", "contrast", "syncopation", "onset_period", "chroma_period", "long", "ioi",
+    "bass", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
+    "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
+    "end_release",
+    "m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e",
+)
 
 
 @dataclass(frozen=True)
@@ -134,37 +155,144 @@ def beat_contrast(x: np.ndarray, accents: np.ndarray) -> float:
     return (float(accents[on].mean()) - float(accents[~on].mean())) / spread
 
 
+def syncopation(x: np.ndarray) -> float:
+    """Share of onsets off the beat that sound on past the next beat (no onset on it).
+
+    Syncopation is the exception in most music; a reading on the wrong level or in the wrong
+    subdivision (a 2/4 tune of quarters read in 6/8) turns plain rhythms into syncopations.
+    Inter-onset times are used, not key releases, which articulation shortens.
+    """
+    starts = np.unique(np.round(x / ON_BEAT_TOLERANCE) * ON_BEAT_TOLERANCE)
+    if len(starts) < 2:
+        return 0.0
+    here, after = starts[:-1], starts[1:]
+    off_beat = np.abs(here - np.round(here)) >= ON_BEAT_TOLERANCE
+    crosses = after > np.floor(here + ON_BEAT_TOLERANCE) + 1 + ON_BEAT_TOLERANCE
+    return float(np.mean(off_beat & crosses))
+
+
 def _tempo_cost(period: float, compound: bool, cfg: ScoreConfig) -> float:
     centre = cfg.compound_center_s if compound else cfg.simple_center_s
     return 0.5 * (np.log(period / centre) / cfg.tempo_sigma) ** 2
 
 
-def beat_accents(grid: BeatGrid, notes: Sequence[Note], n_beats: int) -> np.ndarray:
-    """Accent of each beat: its longest new note, how low its bass is against the beats
-    around it (an oom-pah bass marks the bar), and a little for chord size."""
-    acc = np.zeros(n_beats)
-    if not notes:
-        return acc
-    on = grid.to_beats(np.array([n.onset for n in notes]))
-    off = grid.to_beats(np.array([n.offset for n in notes]))
-    pitch = np.array([n.pitch for n in notes], dtype=float)
+def meter_name(meter: Meter) -> str:
+    """Name of a meter's bias feature; 3/8 counted in eighths differs from 3/8 in one."""
+    if meter.ratio == "3/8" and not meter.compound:
+        return "m:3/8e"
+    return f"m:{meter.ratio}"
+
+
+@dataclass(frozen=True)
+class BeatCues:
+    """Per counted beat of one grid: what may mark a downbeat, and what sounds (harmony).
+
+    A downbeat is where harmony and bass change, long notes and chords start and players
+    lean in; none of these is reliable alone (a chorale changes chord on every beat, a
+    melody may hold across the barline), so each becomes its own feature.
+    """
+
+    first: int  # first beat with music (beats before it carry no evidence)
+    long: np.ndarray  # longest note starting on the beat (beats, capped)
+    ioi: np.ndarray  # time from the beat's onset to the next onset (beats, capped)
+    bass: np.ndarray  # how far (octaves, capped at one) the beat's bass lies below its region
+    density: np.ndarray  # log(1 + notes starting on the beat)
+    velocity: np.ndarray  # mean velocity of those notes, in std units of the piece
+    chroma: np.ndarray  # [beat, pitch class]: how long each pitch class sounds in the beat
+
+
+def beat_cues(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, velocity: np.ndarray
+              ) -> BeatCues:
+    """Per-beat cues from note onsets/offsets in beats (of one grid), pitches, velocities."""
+    n_beats = int(np.ceil(off.max())) + 1
     k = np.round(on).astype(int)
     on_beat = (np.abs(on - k) < ON_BEAT_TOLERANCE) & (k >= 0) & (k < n_beats)
-    longest = np.zeros(n_beats)
-    np.maximum.at(longest, k[on_beat], np.minimum(off - on, ACCENT_DURATION_CAP)[on_beat])
+    long = np.zeros(n_beats)
+    np.maximum.at(long, k[on_beat], np.minimum(off - on, ACCENT_DURATION_CAP)[on_beat])
+    starts = np.unique(np.round(on / ON_BEAT_TOLERANCE) * ON_BEAT_TOLERANCE)
+    gaps = np.minimum(np.diff(np.append(starts, np.inf)), ACCENT_DURATION_CAP)
+    ks = np.round(starts).astype(int)
+    beat_start = (np.abs(starts - ks) < ON_BEAT_TOLERANCE) & (ks >= 0) & (ks < n_beats)
+    ioi = np.zeros(n_beats)
+    np.maximum.at(ioi, ks[beat_start], gaps[beat_start])
     count = np.zeros(n_beats)
     np.add.at(count, k[on_beat], 1.0)
     lowest = np.full(n_beats, np.nan)
-    for b in np.unique(k[on_beat]):
-        lowest[b] = pitch[on_beat & (k == b)].min()
+    np.fmin.at(lowest, k[on_beat], pitch[on_beat].astype(float))
     bass = np.zeros(n_beats)
-    for b in range(n_beats):
-        if np.isnan(lowest[b]):
-            continue
-        around = lowest[max(0, b - BASS_WINDOW): b + BASS_WINDOW + 1]
-        ref = np.nanmedian(around)
+    for b in np.flatnonzero(~np.isnan(lowest)):
+        ref = np.nanmedian(lowest[max(0, b - BASS_WINDOW): b + BASS_WINDOW + 1])
         bass[b] = np.clip((ref - lowest[b]) / OCTAVE, 0.0, 1.0)
-    return longest + BASS_ACCENT * bass + CHORD_ACCENT * np.log1p(count)
+    vz = (velocity - velocity.mean()) / (float(velocity.std()) or 1.0)
+    loud = np.zeros(n_beats)
+    np.add.at(loud, k[on_beat], vz[on_beat])
+    chroma = np.zeros((n_beats, PITCH_CLASSES))
+    for a, e, p in zip(on, off, pitch, strict=True):
+        for b in range(max(0, int(np.floor(a))), min(n_beats, int(np.ceil(e)))):
+            chroma[b, int(p) % PITCH_CLASSES] += min(e, b + 1.0) - max(a, float(b))
+    first = max(0, int(np.floor(float(on.min()) + ON_BEAT_TOLERANCE)))
+    return BeatCues(first, long, ioi, bass, np.log1p(count), loud / np.maximum(count, 1.0),
+                    chroma)
+
+
+def harmonic_novelty(chroma: np.ndarray, window: int) -> np.ndarray:
+    """Per beat: 1 - cosine between the pitch classes of the `window` beats before and after.
+
+    Harmony tends to change at barlines, so with a bar-long window the novelty peaks on
+    downbeats (Foote's novelty on a checkerboard kernel, reduced to its two halves).
+    """
+    total = np.vstack([np.zeros(PITCH_CLASSES), np.cumsum(chroma, axis=0)])
+    b = np.arange(len(chroma))
+    left = total[b] - total[np.maximum(b - window, 0)]
+    right = total[np.minimum(b + window, len(chroma))] - total[b]
+    den = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
+    num = (left * right).sum(axis=1)
+    return np.where(den > 0, 1.0 - num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def downbeat_gain(values: np.ndarray, first: int, n: int, phase: int) -> float:
+    """Mean of a cue on the downbeats minus its mean on the other beats, in std units."""
+    if n == 1 or len(values) <= first + 1:
+        return 0.0
+    x = values[first:]
+    down = (np.arange(first, len(values)) - phase) % n == 0
+    if down.all() or not down.any():
+        return 0.0
+    spread = float(x.std()) or 1.0
+    return (float(x[down].mean()) - float(x[~down].mean())) / spread
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (float(values.std()) or 1.0)
+
+
+def hyper_features(accent: np.ndarray, first: int, n: int, phase: int) -> dict[str, float]:
+    """Cues for the bar length, from one combined accent per beat (std units):
+      - half_bar (4-beat bars): how much stronger beat 1 is than beat 3; a 4/4 reading of
+        2/4 music has two equal halves,
+      - bar_pairs (2-beat bars): how much the downbeats of odd and even bars differ; a 2/4
+        reading of 4/4 music alternates strong and weak bars.
+    """
+    x = accent[first:]
+    pos = (np.arange(first, len(accent)) - phase) % n
+    out = {"half_bar": 0.0, "bar_pairs": 0.0}
+    if n == 4 and (pos == 0).any() and (pos == 2).any():
+        out["half_bar"] = -float(x[pos == 0].mean() - x[pos == 2].mean())
+    if n == 2:
+        downs = x[pos == 0]
+        if len(downs) >= 2 * 2:
+            out["bar_pairs"] = abs(float(downs[0::2].mean() - downs[1::2].mean()))
+    return out
+
+
+def chroma_similarity(chroma: np.ndarray, lag: int) -> float:
+    """Mean cosine between each beat's pitch classes and those `lag` beats later."""
+    if lag <= 0 or lag >= len(chroma):
+        return 0.0
+    a, b = chroma[:-lag], chroma[lag:]
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    ok = den > 0
+    return float(np.mean((a * b).sum(axis=1)[ok] / den[ok])) if ok.any() else 0.0
 
 
 def onset_pattern(on: np.ndarray, weights: np.ndarray, n_beats: int, steps: int
@@ -186,38 +314,57 @@ def periodicity(pattern: np.ndarray, lag: int) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _meter_terms(acc: np.ndarray, on: np.ndarray, off: np.ndarray, n: int, phase: int,
-                 cfg: ScoreConfig) -> dict[str, float]:
-    """Costs of one bar grouping: unaccented downbeats, notes tied over barlines, a last
-    onset off the downbeat (pieces end on a strong beat) and a long pickup."""
-    if n == 1:
-        down_gain = 0.0
-    else:  # downbeats against the other beats (not all beats: that favours large n)
-        spread = float(acc.std()) or 1.0
-        others = np.delete(acc, np.arange(phase, len(acc), n))
-        down_gain = (float(acc[phase::n].mean()) - float(others.mean())) / spread
-    bars = np.arange(phase, len(acc) + n, n)
+def relative(similarity: dict[int, float], n: int) -> float:
+    """Self-similarity at a bar of `n` beats against its mean over `PERIOD_LAGS`: a piece
+    that repeats at every lag says nothing about the bar length."""
+    return similarity[n] - float(np.mean([similarity[lag] for lag in PERIOD_LAGS]))
+
+
+def bar_size(x: np.ndarray, bar_s: float, n: int) -> dict[str, float]:
+    """How much a bar holds: log onsets per bar and log bar seconds, with their squares (the
+    weights make each a log-normal preference: bars of a few seconds and a handful of
+    notes; a 4/4 reading of quick 2/4 music has crowded bars, a 2/4 reading of a hymn
+    sparse ones)."""
+    bars = max(1.0, (float(x.max()) - float(x.min())) / n)
+    onsets = np.log(len(x) / bars)
+    seconds = np.log(bar_s)
+    return {"bar_onsets": onsets, "bar_onsets2": onsets**2, "bar_s": seconds,
+            "bar_s2": seconds**2}
+
+
+def bar_features(on: np.ndarray, off: np.ndarray, n: int, phase: int) -> dict[str, float]:
+    """Notes tied over barlines (per bar), the pickup's share of a bar, and the ending: the
+    last onset off a downbeat, the last release's distance to a barline (bar shares)."""
+    bars = np.arange(phase, float(off.max()) + n, n)
     first_bar = np.searchsorted(bars, on + ON_BEAT_TOLERANCE)  # first barline after onset
     crossing = (first_bar < len(bars)) & (bars[np.minimum(first_bar, len(bars) - 1)]
                                           < off - ON_BEAT_TOLERANCE)
     last = float(on.max())
     ends_down = abs(last - round(last)) < ON_BEAT_TOLERANCE and round(last) % n == phase % n
     pickup = ((phase - np.ceil(float(on.min()) - ON_BEAT_TOLERANCE)) % n) / n
+    release = ((float(off.max()) - phase) / n) % 1.0
     return {
-        "downbeat": -cfg.downbeat_weight * down_gain,
-        "ties": cfg.barline_tie_cost * float(crossing.sum()) / max(1, len(bars)),
-        "end": 0.0 if ends_down else cfg.end_cost,
-        "pickup": cfg.pickup_cost * float(pickup),
+        "ties": float(crossing.sum()) / max(1, len(bars)),
+        "pickup": float(pickup),
+        "pickup_any": float(pickup > 0),
+        "end_onset": 0.0 if ends_down else 1.0,
+        "end_release": min(release, 1.0 - release),
     }
 
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One reading of the rhythm and what each cue says about it (lower is better)."""
+    """One reading of the rhythm and what each cue says about it (lower cost is better)."""
 
     rhythm: Rhythm
     level: Fraction  # counted beat / tracked pulse
-    terms: dict[str, float]
+    features: dict[str, float]
+    weights: dict[str, float]
+
+    @property
+    def terms(self) -> dict[str, float]:
+        """Each cue's share of the cost (weight x feature): why a reading won."""
+        return {k: self.weights.get(k, 0.0) * v for k, v in self.features.items()}
 
     @property
     def cost(self) -> float:
@@ -250,11 +397,13 @@ def _levels(tracked: BeatGrid, groups: OnsetGroups, quarter_period: float | None
 def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
                cfg: ScoreConfig, time_signature: str | None = None,
                tempo_given: bool = False) -> list[Hypothesis]:
-    """Every (level, meter, phase) reading allowed by the overrides, with its costs."""
+    """Every (level, meter, phase) reading allowed by the overrides, with its features."""
     forced = parse_time_signature(time_signature) if time_signature else None
-    priors = dict(cfg.meter_prior)
+    weights = dict(cfg.meter_weights)
     on_s = np.array([n.onset for n in notes])
     off_s = np.array([n.offset for n in notes])
+    pitch = np.array([n.pitch for n in notes])
+    velocity = np.array([n.velocity for n in notes], dtype=float)
     accents = group_accents(groups)
     out = []
     for level in _levels(tracked, groups, 1.0 if tempo_given else None):
@@ -263,10 +412,11 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
         x = g.to_beats(groups.times)
         local = np.interp(x, np.arange(len(g.times)), g.periods())
         on, off = g.to_beats(on_s), g.to_beats(off_s)
-        n_beats = int(np.ceil(off.max())) + 1
-        acc = beat_accents(g, notes, n_beats)
+        cues = beat_cues(on, off, pitch, velocity)
+        n_beats = len(cues.long)
         base = {
-            "contrast": -cfg.contrast_weight * beat_contrast(x, accents),
+            "contrast": -beat_contrast(x, accents),
+            "syncopation": syncopation(x),
             "tempo": 0.0 if tempo_given else _tempo_cost(period, level.compound, cfg),
         }
         for meter in _meters(level, period, forced, cfg):
@@ -276,12 +426,28 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
             n = meter.beats_per_bar
             x0 = float(np.round(on.min() * steps) / steps)
             pattern = onset_pattern(x, accents, n_beats, steps)
-            terms = dict(base, fit=_fit_cost(x, local, level.compound, meter.beat_ql, cfg),
-                         prior=priors.get(meter.ratio, 0.5) if forced is None else 0.0,
-                         period=-cfg.periodicity_weight * periodicity(pattern, n * steps))
+            novelty = harmonic_novelty(cues.chroma, min(n, MAX_HARMONY_WINDOW))
+            features = dict(
+                base,
+                fit=_fit_cost(x, local, level.compound, meter.beat_ql, cfg),
+                onset_period=-relative(
+                    {lag: periodicity(pattern, lag * steps) for lag in {n, *PERIOD_LAGS}}, n),
+                chroma_period=-relative(
+                    {lag: chroma_similarity(cues.chroma, lag) for lag in {n, *PERIOD_LAGS}}, n),
+            )
+            features.update(bar_size(x, period * n, n))
+            if forced is None:
+                features[meter_name(meter)] = 1.0
+            accent = _z(cues.ioi) + _z(cues.bass) + _z(novelty)
             for phase in range(n):
+                gains = {name: -downbeat_gain(values, cues.first, n, phase) for name, values in
+                         (("long", cues.long), ("ioi", cues.ioi), ("bass", cues.bass),
+                          ("density", cues.density), ("velocity", cues.velocity),
+                          ("harmony", novelty))}
                 out.append(Hypothesis(_with_pickup(g, meter, x0, phase), level.quarter_ratio,
-                                      {**terms, **_meter_terms(acc, on, off, n, phase, cfg)}))
+                                      {**features, **gains, **bar_features(on, off, n, phase),
+                                       **hyper_features(accent, cues.first, n, phase)},
+                                      weights))
     return out
 
 

@@ -54,7 +54,7 @@ class ScoreInfo:
     pages: int = 0
 
 
-def _track(notes: list[Note], tempo: float | None, cfg: ScoreConfig) -> list[BeatGrid]:
+def track_grids(notes: list[Note], tempo: float | None, cfg: ScoreConfig) -> list[BeatGrid]:
     """Tracked beat grids, one per candidate pulse (the caller's tempo: just that one)."""
     groups = onset_groups(notes, cfg)
     start, end = notes[0].onset, max(n.offset for n in notes)
@@ -107,11 +107,11 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
         q = Quantized([], {1: frozenset(), 2: frozenset()})
         k = m21key.Key("C")
     else:
-        rhythm = choose_rhythm(notes_n, onset_groups(notes_n, cfg), _track(notes_n, tempo, cfg),
-                               cfg, time_signature, tempo is not None)
+        rhythm = choose_rhythm(notes_n, onset_groups(notes_n, cfg),
+                               track_grids(notes_n, tempo, cfg), cfg, time_signature,
+                               tempo is not None)
         q = quantize(notes_n, split_hands(notes_n, cfg), rhythm, cfg)
-        k = estimate_key([(n.start, n.pitch, n.end - n.start) for n in q.notes],
-                         cfg.cadence_bonus)
+        k = estimate_key([(n.start, n.pitch, n.end - n.start) for n in q.notes], cfg)
     end = max((n.end for n in q.notes), default=Fraction(0))
     lay = make_layout(rhythm.meter, rhythm.anacrusis, end)
     pedal_ql = [(_to_ql(p.onset, rhythm), _to_ql(p.offset, rhythm)) for p in pedal_spans]
