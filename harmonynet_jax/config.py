@@ -112,13 +112,14 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.717), ("fit", 5.125), ("contrast", 1.097), ("onset_period", -0.682),
-        ("chroma_period", -0.153), ("long", 1.069), ("ioi", -0.526), ("bass", -0.007),
-        ("density", -1.731), ("velocity", -0.087), ("harmony", 1.576), ("half_bar", -0.441),
-        ("bar_pairs", -0.241), ("bar_onsets", -4.457), ("bar_onsets2", 2.119), ("bar_s", -4.475),
-        ("bar_s2", 0.242), ("ties", 9.637), ("pickup", 7.933), ("pickup_any", -2.094),
-        ("end_onset", 0.257), ("end_release", 4.681), ("m:2/4", 0.488), ("m:3/4", 1.262),
-        ("m:4/4", 1.189), ("m:6/8", 0.714), ("m:3/8", -1.603), ("m:3/8e", -2.051),
+        ("tempo", 2.660), ("fit", 5.286), ("contrast", 1.029), ("syncopation", 8.398),
+        ("onset_period", -0.237), ("chroma_period", -0.224), ("long", 1.064), ("ioi", -0.494),
+        ("bass", 0.021), ("density", -1.389), ("velocity", -0.082), ("harmony", 1.500),
+        ("half_bar", -0.423), ("bar_pairs", -0.234), ("bar_onsets", -4.513), ("bar_onsets2", 2.137),
+        ("bar_s", -4.551), ("bar_s2", 0.118), ("ties", 8.146), ("pickup", 7.802),
+        ("pickup_any", -2.059), ("end_onset", 0.200), ("end_release", 4.824), ("m:2/4", 0.488),
+        ("m:3/4", 1.277), ("m:4/4", 1.238), ("m:6/8", 0.670), ("m:3/8", -1.657),
+        ("m:3/8e", -2.018),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.
@@ -261,6 +262,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     frame_loss_weight: float = 1.0
     onset_weight: float = 1.0  # extra weight of the onset BCE (onsets decide note F1)
+    onset_pos_weight: float = 5.0  # weight of positive onset cells (about 1 in 1000 cells)
     max_tokens: int = 256  # token slots per segment; longer sequences are cut (and counted)
     seed: int = 0
     log_every: int = 20

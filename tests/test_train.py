@@ -172,3 +172,26 @@ def test_full_disk_keeps_the_last_good_checkpoint(tmp_path):
         assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["2"]
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_onset_positive_weight_scales_only_positive_onset_cells():
+    import jax.numpy as jnp
+    import optax
+
+    from harmonynet_jax.train.losses import frame_loss
+
+    rng = np.random.default_rng(0)
+    shape = (2, 5, 88)
+    logits = {k: jnp.asarray(rng.normal(size=shape), jnp.float32)
+              for k in ("onset", "frame", "offset", "velocity")}
+    batch = {k: jnp.asarray(rng.random(shape) < 0.1, jnp.float32)
+             for k in ("onset", "frame", "offset")}
+    batch["velocity"] = batch["onset"] * 0.5
+    _, plain = frame_loss(logits, batch)
+    want = optax.sigmoid_binary_cross_entropy(logits["onset"], batch["onset"]).mean()
+    assert float(plain["onset_loss"]) == pytest.approx(float(want), rel=1e-6)
+    _, weighted = frame_loss(logits, batch, onset_pos_weight=4.0)
+    pos = batch["onset"] * jax.nn.softplus(-logits["onset"])
+    assert float(weighted["onset_loss"]) == pytest.approx(
+        float(want + 3.0 * pos.mean()), rel=1e-5)
+    assert float(weighted["frame_loss"]) == pytest.approx(float(plain["frame_loss"]))

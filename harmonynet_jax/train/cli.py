@@ -28,7 +28,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for name in ("model", "batch_size", "steps", "learning_rate", "warmup_steps",
                  "encoder_lr_ratio", "max_tokens", "seed", "eval_every", "checkpoint_every",
-                 "log_every", "fsdp", "loader_threads"):
+                 "log_every", "fsdp", "loader_threads", "onset_pos_weight"):
         ap.add_argument("--" + name.replace("_", "-"), type=type(fields[name].default),
                         default=None)
     return ap.parse_args(argv)

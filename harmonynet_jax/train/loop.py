@@ -50,7 +50,8 @@ class TrainState:
 
 def make_step(optimizer: optax.GradientTransformation, cfg: TrainConfig) -> Callable:
     loss_kw = dict(phase=cfg.phase, label_smoothing=cfg.label_smoothing,
-                   frame_loss_weight=cfg.frame_loss_weight, onset_weight=cfg.onset_weight)
+                   frame_loss_weight=cfg.frame_loss_weight, onset_weight=cfg.onset_weight,
+                   onset_pos_weight=cfg.onset_pos_weight)
 
     @eqx.filter_jit
     def step(model, opt_state, batch, key):
@@ -66,7 +67,8 @@ def make_step(optimizer: optax.GradientTransformation, cfg: TrainConfig) -> Call
 
 def make_eval(cfg: TrainConfig) -> Callable:
     loss_kw = dict(phase=cfg.phase, label_smoothing=0.0,
-                   frame_loss_weight=cfg.frame_loss_weight, onset_weight=cfg.onset_weight)
+                   frame_loss_weight=cfg.frame_loss_weight, onset_weight=cfg.onset_weight,
+                   onset_pos_weight=cfg.onset_pos_weight)
 
     @eqx.filter_jit
     def evaluate(model, batch):

@@ -40,12 +40,20 @@ def frame_loss(
     logits: dict[str, Float[Array, "B T P"]],
     batch: dict[str, Array],
     onset_weight: float = 1.0,
+    onset_pos_weight: float = 1.0,
 ) -> tuple[Array, dict[str, Array]]:
-    """BCE on onset / frame / offset, and velocity regressed where an onset is (O&F)."""
+    """BCE on onset / frame / offset, and velocity regressed where an onset is (O&F).
+
+    Onsets fill about one key-frame cell in a thousand; `onset_pos_weight` > 1 weights the
+    positive cells up so the onset head fires before many epochs have passed."""
     parts = {}
     for head in ("onset", "frame", "offset"):
         x = logits[head].astype(jnp.float32)
-        parts[f"{head}_loss"] = optax.sigmoid_binary_cross_entropy(x, batch[head]).mean()
+        y = batch[head]
+        weight = onset_pos_weight if head == "onset" else 1.0
+        # Positive-weighted BCE: -(w·y·log σ(x) + (1-y)·log(1-σ(x))).
+        bce = weight * y * jax.nn.softplus(-x) + (1.0 - y) * jax.nn.softplus(x)
+        parts[f"{head}_loss"] = bce.mean()
     onset = batch["onset"]
     velocity = jax.nn.sigmoid(logits["velocity"].astype(jnp.float32))
     parts["velocity_loss"] = ((velocity - batch["velocity"]) ** 2 * onset).sum() / jnp.maximum(
@@ -69,6 +77,7 @@ def phase_loss(
     label_smoothing: float,
     frame_loss_weight: float,
     onset_weight: float,
+    onset_pos_weight: float = 1.0,
 ) -> tuple[Array, dict[str, Array]]:
     """The loss a phase optimises. Phase A cuts the gradient at the encoder output, so the
     frozen encoder costs no backward pass."""
@@ -77,7 +86,8 @@ def phase_loss(
     metrics: dict[str, Array] = {}
     total = jnp.zeros((), jnp.float32)
     if phase in ("0", "B"):
-        f_loss, f_metrics = frame_loss(model.frame_logits(memory), batch, onset_weight)
+        f_loss, f_metrics = frame_loss(model.frame_logits(memory), batch, onset_weight,
+                                       onset_pos_weight)
         metrics.update(f_metrics)
         total = total + (1.0 if phase == "0" else frame_loss_weight) * f_loss
     if phase in ("A", "B"):
