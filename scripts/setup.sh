@@ -24,4 +24,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q -e ".[test,export]"
