@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default=None, help="MAESTRO split (default: test)")
     ev.add_argument("--checkpoint", type=Path, metavar="PATH",
                     help="weights file or training run folder (default: the bundled model)")
-    ev.add_argument("--decoder", type=_decoders, default=["tokens"], metavar="LIST",
-                    help="tokens, frames or tokens,frames (one encoder pass for both)")
+    ev.add_argument("--decoder", type=_decoders, default=None, metavar="LIST",
+                    help="tokens, frames or tokens,frames (one encoder pass for both; "
+                         "default: what the model recommends)")
     ev.add_argument("--estimates", type=Path, metavar="DIR",
                     help="score existing MIDI transcriptions (DIR/<piece>.mid) instead of "
                          "running the model")
@@ -246,8 +247,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
         ModelUnavailable,
         load_model,
         load_recording,
-        preferred_decoder,
         run_model,
+        tuned_config,
     )
     from harmonynet_jax.tokens import VOCAB
     from harmonynet_jax.transcription import ScoreOutputError, Transcription
@@ -262,7 +263,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
             audio = load_recording(path, cfg)
             if model is None:
                 model, origin = load_model(args.checkpoint, cfg)
-                args.decoder = args.decoder or preferred_decoder(origin, cfg)
+                cfg = tuned_config(origin, cfg)
+                args.decoder = args.decoder or cfg.decoder
             label = None if args.no_progress else path.name
             notes, pedals = run_model(model, audio, (args.decoder,), batch_size=args.batch_size,
                                       cfg=cfg, progress=label)[args.decoder]
@@ -359,11 +361,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not pairs:
         raise UsageError(f"no audio + same-stem MIDI pairs in {args.data}")
     pairs = pairs[: args.limit] if args.limit else pairs
-    decoders = ["midi"] if args.estimates else args.decoder
     estimate = _estimates_from_midi(args, ev) if args.estimates else _estimates_from_model(
         args, cfg)
     if estimate is None:
         return EXIT_MODEL
+    decoders = ["midi"] if args.estimates else args.decoder
     plot_name = _plot_choice(args, pairs)
     rows: list[dict] = []
     failures: list[tuple[str, str]] = []
@@ -453,7 +455,13 @@ def _estimates_from_midi(args: argparse.Namespace, ev):
 
 
 def _estimates_from_model(args: argparse.Namespace, cfg):
-    from harmonynet_jax.inference import ModelUnavailable, load_model, load_recording, run_model
+    from harmonynet_jax.inference import (
+        ModelUnavailable,
+        load_model,
+        load_recording,
+        run_model,
+        tuned_config,
+    )
     from harmonynet_jax.tokens import VOCAB
 
     try:
@@ -461,7 +469,9 @@ def _estimates_from_model(args: argparse.Namespace, cfg):
     except ModelUnavailable as err:
         _say(f"error: {err}")
         return None
-    print(f"model: {origin}")
+    cfg = tuned_config(origin, cfg)
+    args.decoder = args.decoder or [cfg.decoder]
+    print(f"model: {origin} (decoders: {', '.join(args.decoder)})")
 
     def estimate(pair):
         audio = load_recording(pair.audio, cfg)

@@ -11,6 +11,7 @@ beyond the decoded audio itself (230 MB per hour at 16 kHz f32).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -91,19 +92,24 @@ def load_model(checkpoint: str | os.PathLike | None = None,
     return model, str(path)
 
 
-def preferred_decoder(origin: str | os.PathLike | None, cfg: InferenceConfig) -> str:
-    """The decoder a shipped weights file recommends (its header's info), else the config's:
-    a model trained only through phase 0 has no usable token decoder."""
+def tuned_config(origin: str | os.PathLike | None, cfg: InferenceConfig) -> InferenceConfig:
+    """`cfg` with the settings a shipped weights file was calibrated with (its header's info:
+    decoder, onset_threshold, frame_threshold, min_note_frames). A model trained only through
+    phase 0 recommends the frame decoder, since its token decoder never learned."""
     from harmonynet_jax.weights import WeightsError, read_header
 
-    if origin is not None and Path(origin).is_file():
-        try:
-            choice = read_header(origin).get("info", {}).get("decoder")
-        except (OSError, ValueError, WeightsError):
-            choice = None
-        if choice in DECODERS:
-            return choice
-    return cfg.decoder
+    if origin is None or not Path(origin).is_file():
+        return cfg
+    try:
+        info = read_header(origin).get("info", {})
+    except (OSError, ValueError, WeightsError):
+        return cfg
+    fields = {f.name for f in dataclasses.fields(InferenceConfig)}
+    tuned = {k: v for k, v in info.items()
+             if k in fields - {"model_path"} and k != "decoder"}
+    if info.get("decoder") in DECODERS:
+        tuned["decoder"] = info["decoder"]
+    return dataclasses.replace(cfg, **tuned)
 
 
 # --- audio ------------------------------------------------------------------------------------
@@ -335,7 +341,8 @@ def transcribe(
         raise ValueError(f"decoder must be one of {DECODERS}, not {decoder!r}")
     if model is None:
         model, origin = load_model(checkpoint, cfg)
-        decoder = decoder or preferred_decoder(origin, cfg)
+        cfg = tuned_config(origin, cfg)
+        decoder = decoder or cfg.decoder
     else:
         origin = str(checkpoint) if checkpoint is not None else "in-memory model"
         decoder = decoder or cfg.decoder

@@ -319,11 +319,14 @@ def test_evaluation_sets() -> None:
 
 def test_weights_file_chooses_its_decoder(tmp_path) -> None:
     model = HarmonyNet(ModelConfig.preset("tiny"), key=jax.random.key(2))
-    path = save_weights(tmp_path / "frames.eqx", model, info={"decoder": "frames"})
+    path = save_weights(tmp_path / "frames.eqx", model,
+                        info={"decoder": "frames", "onset_threshold": 0.3, "steps": 10})
     cfg = inference.InferenceConfig()
-    assert inference.preferred_decoder(path, cfg) == "frames"
+    tuned = inference.tuned_config(path, cfg)
+    assert (tuned.decoder, tuned.onset_threshold) == ("frames", 0.3)
+    assert tuned.frame_threshold == cfg.frame_threshold
     plain = save_weights(tmp_path / "plain.eqx", model)
-    assert inference.preferred_decoder(plain, cfg) == cfg.decoder
+    assert inference.tuned_config(plain, cfg) == cfg
     audio = np.zeros(8_000, np.float32)
     assert inference.transcribe(audio, checkpoint=path).decoder == "frames"
     assert inference.transcribe(audio, checkpoint=path, decoder="tokens").decoder == "tokens"
