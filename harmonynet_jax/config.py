@@ -112,14 +112,14 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.660), ("fit", 5.286), ("contrast", 1.029), ("syncopation", 8.398),
-        ("onset_period", -0.237), ("chroma_period", -0.224), ("long", 1.064), ("ioi", -0.494),
-        ("bass", 0.021), ("density", -1.389), ("velocity", -0.082), ("harmony", 1.500),
-        ("half_bar", -0.423), ("bar_pairs", -0.234), ("bar_onsets", -4.513), ("bar_onsets2", 2.137),
-        ("bar_s", -4.551), ("bar_s2", 0.118), ("ties", 8.146), ("pickup", 7.802),
-        ("pickup_any", -2.059), ("end_onset", 0.200), ("end_release", 4.824), ("m:2/4", 0.488),
-        ("m:3/4", 1.277), ("m:4/4", 1.238), ("m:6/8", 0.670), ("m:3/8", -1.657),
-        ("m:3/8e", -2.018),
+        ("tempo", 3.308), ("fit", 7.943), ("contrast", 0.998), ("syncopation", 38.752),
+        ("onset_period", 0.507), ("chroma_period", -0.287), ("long", 1.403), ("ioi", -0.751),
+        ("bass", 0.170), ("bass_change", 0.531), ("density", -1.337), ("velocity", -0.093),
+        ("harmony", 1.322), ("half_bar", -0.414), ("bar_pairs", -0.269), ("bar_onsets", -7.088),
+        ("bar_onsets2", 3.106), ("bar_s", -7.100), ("bar_s2", 0.324), ("ties", 9.299),
+        ("pickup", 11.844), ("pickup_any", -3.489), ("end_onset", 0.282), ("end_release", 6.181),
+        ("m:2/4", 0.766), ("m:3/4", 2.154), ("m:4/4", 2.523), ("m:6/8", 1.107),
+        ("m:3/8", -2.546), ("m:3/8e", -4.003),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.

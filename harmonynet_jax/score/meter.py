@@ -7,11 +7,15 @@ every beat, and a downbeat may sit on any beat (pickups). We therefore enumerate
 a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
   - tempo: a log-normal preference for the counted beat's period,
   - fit: how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
-  - contrast: onsets on beats are more accented than onsets between them,
+  - contrast: onsets on beats are more accented than onsets between them; syncopation: few
+    off-beat onsets sound on over the next beat,
   - downbeat cues, each as "mean at downbeats minus mean at the other beats" in std units:
-    long notes, new low bass notes, many notes, loud notes, and harmonic change (novelty of
-    the pitch-class profile between the bar before and the bar after a beat),
-  - bar-length cues: onset patterns and pitch-class profiles repeating one bar later,
+    long notes, long inter-onset times, low bass notes, new bass notes, many notes, loud
+    notes, and harmonic change (novelty of the pitch-class profile between the bar before
+    and the bar after a beat),
+  - bar-length cues: onset patterns and pitch-class profiles repeating one bar later, beat 1
+    stronger than beat 3 (4/4), strong and weak bars alternating (2/4), onsets and seconds
+    per bar,
   - notes tied over barlines, the pickup's length, how the excerpt ends,
   - a bias per meter (a learned prior).
 The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
@@ -43,7 +47,7 @@ MAX_HARMONY_WINDOW = 4  # beats each side of a candidate downbeat for harmonic n
 # The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
 FEATURES = (
     "tempo", "fit", "contrast", "syncopation", "onset_period", "chroma_period", "long", "ioi",
-    "bass", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
+    "bass", "bass_change", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
     "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
     "end_release",
     "m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e",
@@ -196,6 +200,7 @@ class BeatCues:
     long: np.ndarray  # longest note starting on the beat (beats, capped)
     ioi: np.ndarray  # time from the beat's onset to the next onset (beats, capped)
     bass: np.ndarray  # how far (octaves, capped at one) the beat's bass lies below its region
+    bass_change: np.ndarray  # 1 where the beat strikes a new lowest note (a new bass)
     density: np.ndarray  # log(1 + notes starting on the beat)
     velocity: np.ndarray  # mean velocity of those notes, in std units of the piece
     chroma: np.ndarray  # [beat, pitch class]: how long each pitch class sounds in the beat
@@ -220,9 +225,15 @@ def beat_cues(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, velocity: np.n
     lowest = np.full(n_beats, np.nan)
     np.fmin.at(lowest, k[on_beat], pitch[on_beat].astype(float))
     bass = np.zeros(n_beats)
+    bass_change = np.zeros(n_beats)
+    previous = np.nan
     for b in np.flatnonzero(~np.isnan(lowest)):
         ref = np.nanmedian(lowest[max(0, b - BASS_WINDOW): b + BASS_WINDOW + 1])
         bass[b] = np.clip((ref - lowest[b]) / OCTAVE, 0.0, 1.0)
+        held_below = np.any((on < b - ON_BEAT_TOLERANCE) & (off > b + ON_BEAT_TOLERANCE)
+                            & (pitch < lowest[b]))
+        bass_change[b] = float(not held_below and lowest[b] != previous)
+        previous = lowest[b]
     vz = (velocity - velocity.mean()) / (float(velocity.std()) or 1.0)
     loud = np.zeros(n_beats)
     np.add.at(loud, k[on_beat], vz[on_beat])
@@ -231,8 +242,8 @@ def beat_cues(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, velocity: np.n
         for b in range(max(0, int(np.floor(a))), min(n_beats, int(np.ceil(e)))):
             chroma[b, int(p) % PITCH_CLASSES] += min(e, b + 1.0) - max(a, float(b))
     first = max(0, int(np.floor(float(on.min()) + ON_BEAT_TOLERANCE)))
-    return BeatCues(first, long, ioi, bass, np.log1p(count), loud / np.maximum(count, 1.0),
-                    chroma)
+    return BeatCues(first, long, ioi, bass, bass_change, np.log1p(count),
+                    loud / np.maximum(count, 1.0), chroma)
 
 
 def harmonic_novelty(chroma: np.ndarray, window: int) -> np.ndarray:
@@ -442,6 +453,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
             for phase in range(n):
                 gains = {name: -downbeat_gain(values, cues.first, n, phase) for name, values in
                          (("long", cues.long), ("ioi", cues.ioi), ("bass", cues.bass),
+                          ("bass_change", cues.bass_change),
                           ("density", cues.density), ("velocity", cues.velocity),
                           ("harmony", novelty))}
                 out.append(Hypothesis(_with_pickup(g, meter, x0, phase), level.quarter_ratio,
