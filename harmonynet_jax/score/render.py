@@ -55,6 +55,9 @@ def verovio_svgs(musicxml: Path, cfg: ScoreConfig) -> list[str]:
     """One SVG string per page."""
     import verovio
 
+    # Layout notes ("insufficient space to draw mixed beam") are not the user's concern;
+    # real failures still surface through loadFile's result.
+    verovio.enableLog(verovio.LOG_ERROR)
     tk = verovio.toolkit()
     tk.setOptions(dict(cfg.verovio_options))
     if not tk.loadFile(str(musicxml)):
