@@ -179,8 +179,9 @@ def _enable_compile_cache() -> None:
     if where == "off":
         return
     if not where:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-        where = os.path.join(base, "harmonynet", "jax")
+        from harmonynet_jax.cache import cache_dir
+
+        where = str(cache_dir("jax"))
     import contextlib
 
     import jax

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from xml.etree import ElementTree
 
+from harmonynet_jax.cache import cache_dir
+
 FAMILY = "Leipzig"
 UNITS_PER_EM = 1000  # verovio's Leipzig.xml bounding boxes and glyph paths use 1000 units
 ASCENT, DESCENT = 1000, -1000  # music glyphs reach far above and below the baseline
@@ -76,8 +78,7 @@ def build_font(data: Path, out: Path) -> Path:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "harmonynet_jax"
+    path = cache_dir("fonts")
     try:
         path.mkdir(parents=True, exist_ok=True)
         return path
