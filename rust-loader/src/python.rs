@@ -237,32 +237,31 @@ fn array3(
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
+fn array2<T: numpy::Element>(
+    py: Python<'_>,
+    data: Vec<T>,
+    shape: (usize, usize),
+) -> PyResult<Bound<'_, PyArray2<T>>> {
+    Array2::from_shape_vec(shape, data)
+        .map(|a| a.into_pyarray(py))
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 fn batch_to_dict(py: Python<'_>, b: Batch) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     let keys = vocab::NUM_PITCHES as usize;
-    let shape2 = |n: usize| (b.size, n);
-    let to2 = |v: Vec<f32>, n: usize| {
-        Array2::from_shape_vec(shape2(n), v).map_err(|e| PyRuntimeError::new_err(e.to_string()))
-    };
-    d.set_item("audio", to2(b.audio, b.samples)?.into_pyarray(py))?;
-    d.set_item(
-        "tokens",
-        Array2::from_shape_vec((b.size, b.max_tokens), b.tokens)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
-            .into_pyarray(py),
-    )?;
+    d.set_item("audio", array2(py, b.audio, (b.size, b.samples))?)?;
+    d.set_item("tokens", array2(py, b.tokens, (b.size, b.max_tokens))?)?;
     d.set_item(
         "token_mask",
-        Array2::from_shape_vec((b.size, b.max_tokens), b.token_mask)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
-            .into_pyarray(py),
+        array2(py, b.token_mask, (b.size, b.max_tokens))?,
     )?;
     let shape3 = (b.size, b.frames, keys);
     d.set_item("onset", array3(py, b.onset, shape3)?)?;
     d.set_item("frame", array3(py, b.frame, shape3)?)?;
     d.set_item("offset", array3(py, b.offset, shape3)?)?;
     d.set_item("velocity", array3(py, b.velocity, shape3)?)?;
-    d.set_item("pedal", to2(b.pedal, b.frames)?.into_pyarray(py))?;
+    d.set_item("pedal", array2(py, b.pedal, (b.size, b.frames))?)?;
     d.set_item("piece", b.piece.into_pyarray(py))?;
     d.set_item("start_sample", b.start_sample.into_pyarray(py))?;
     d.set_item("epoch", b.epoch)?;
