@@ -3,6 +3,7 @@ else ~/.cache/harmonynet; one sub-folder per kind (audio, corpus, fonts, jax).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,3 +18,16 @@ def cache_root() -> Path:
 
 def cache_dir(kind: str) -> Path:
     return cache_root() / kind
+
+
+def enable_jax_compile_cache() -> None:
+    """Compiled model functions persist between runs and processes ($HARMONYNET_JAX_CACHE;
+    'off' disables), so a second `transcribe` or a restarted service worker skips most of the
+    JIT time."""
+    where = os.environ.get("HARMONYNET_JAX_CACHE")
+    if where == "off":
+        return
+    import jax
+
+    with contextlib.suppress(Exception):  # a read-only home must not stop transcription
+        jax.config.update("jax_compilation_cache_dir", where or str(cache_dir("jax")))

@@ -1,5 +1,6 @@
 """The `harmonynet` command: `transcribe` (audio -> MIDI / JSON / MusicXML / PDF), `evaluate`
-(mir_eval scores against aligned MIDI) and `check` (dependencies, engravers, ffmpeg, JAX).
+(mir_eval scores against aligned MIDI), `check` (dependencies, engravers, ffmpeg, JAX) and
+`serve` (the web service, harmonynet_jax.service).
 
 Errors the user can act on are one line on stderr, never a traceback (`--debug` shows it), and
 a batch keeps going past a bad file. Exit codes: 0 all done; 1 some inputs or outputs failed;
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import traceback
@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
     ev.add_argument("--debug", action="store_true")
     sub.add_parser("check", help="report dependencies, engravers, ffmpeg and JAX devices")
+    from harmonynet_jax.service.server import add_serve_args
+
+    add_serve_args(sub.add_parser(
+        "serve", help="the web service: HTTP API + workers (docs/service.md)",
+        description="Upload audio over HTTP, get MIDI / MusicXML / PDF / JSON back. Settings "
+                    "also come from HARMONYNET_SERVICE_*, REDIS_URL and HARMONYNET_S3_*."))
     return ap
 
 
@@ -158,6 +164,10 @@ def transcribe_main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     logging.getLogger("absl").setLevel(logging.CRITICAL)  # orbax chatter on run folders
     try:
+        if args.command == "serve":
+            from harmonynet_jax.service.server import run
+
+            return run(args)
         if args.command == "check":
             from harmonynet_jax.check_command import run_check
 
@@ -177,21 +187,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _enable_compile_cache() -> None:
-    """Compiled model functions persist between runs ($HARMONYNET_JAX_CACHE; 'off' disables),
-    so a second `transcribe` skips most of the JIT time."""
-    where = os.environ.get("HARMONYNET_JAX_CACHE")
-    if where == "off":
-        return
-    if not where:
-        from harmonynet_jax.cache import cache_dir
+    from harmonynet_jax.cache import enable_jax_compile_cache
 
-        where = str(cache_dir("jax"))
-    import contextlib
-
-    import jax
-
-    with contextlib.suppress(Exception):  # a read-only home must not stop transcription
-        jax.config.update("jax_compilation_cache_dir", where)
+    enable_jax_compile_cache()
 
 
 # --- transcribe -------------------------------------------------------------------------------
@@ -256,7 +254,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         tuned_config,
     )
     from harmonynet_jax.tokens import VOCAB
-    from harmonynet_jax.transcription import ScoreOutputError, Transcription
+    from harmonynet_jax.transcription import Transcription
 
     cfg = InferenceConfig()
     model = origin = None
@@ -291,7 +289,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         if not len(audio):
             _say(f"{path}: no audio in the file; writing empty outputs")
         written, errors = write_outputs(result, plan, args, cfg.midi_tempo_bpm,
-                                        cfg.midi_ticks_per_beat, ScoreOutputError)
+                                        cfg.midi_ticks_per_beat)
         for fmt, message in errors:
             failures.append((path, f"{fmt}: {message}"))
             _say(f"{path}: {fmt} not written: {message}")
@@ -309,38 +307,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def write_outputs(result, plan: dict[str, Path], args: argparse.Namespace, default_tempo: float,
-                  ticks_per_beat: int, score_error: type[Exception]
-                  ) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Writes each requested format; MIDI/JSON first, a score failure costs only its formats."""
-    written: list[Path] = []
-    errors: list[tuple[str, str]] = []
-    if "midi" in plan:
-        try:
-            written.append(result.to_midi(plan["midi"], title=args.title, tempo=args.tempo,
-                                          time_signature=args.time_sig,
-                                          ticks_per_beat=ticks_per_beat,
-                                          default_tempo=default_tempo))
-        except (OSError, ValueError) as err:
-            errors.append(("midi", str(err)))
-    if "json" in plan:
-        try:
-            written.append(result.to_json(plan["json"]))
-        except OSError as err:
-            errors.append(("json", str(err)))
-    score_formats = [f for f in ("musicxml", "pdf") if f in plan]
-    if score_formats:
-        kw = {"title": args.title, "composer": args.composer, "tempo": args.tempo,
-              "time_signature": args.time_sig, "engraver": args.engraver}
-        try:
-            if "musicxml" in plan:
-                result.to_score(plan["musicxml"], plan.get("pdf"), **kw)
-            else:
-                result.to_pdf(plan["pdf"], **kw)
-            written += [plan[f] for f in score_formats]
-        except (score_error, OSError) as err:
-            errors += [(f, str(err)) for f in score_formats]
-    return written, errors
-
+                  ticks_per_beat: int) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Writes each requested format (`Transcription.write`, shared with the web service)."""
+    return result.write(plan, title=args.title, composer=args.composer, tempo=args.tempo,
+                        time_signature=args.time_sig, engraver=args.engraver,
+                        ticks_per_beat=ticks_per_beat, default_tempo=default_tempo)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,9 @@ repeated here: they come from `harmonynet_jax.tokens.VOCAB`, which reads them fr
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -200,6 +203,12 @@ class ModelConfig:
     max_decode_len: int = 512  # decoder positions = longest token sequence incl. EOS
     segment_samples: int = 32_000  # audio per segment (2 s at 16 kHz); a multiple of the hop
     stem_kernel: int = 3  # width (frames) of the two conv layers of the encoder stem
+    # Encoder stem: "dense" = two 1-D convs over frames with the mel bins as channels (every
+    # output mixes all frequencies); "conv2d" = 2-D convs over (frame, mel bin), twice strided
+    # by 2 in frequency, then a projection: local, shift-tolerant filters that find harmonic
+    # patterns from far less data (the Onsets & Frames acoustic-model idea).
+    stem: str = "dense"
+    stem_channels: int = 16  # conv2d stem: channels of the first two 2-D convs (doubled after)
     frontend: FrontendConfig = FrontendConfig()  # frozen, so a shared default is safe
     compute_dtype: str = "float32"  # or "bfloat16"
 
@@ -208,6 +217,10 @@ class ModelConfig:
             raise ValueError(f"d_model {self.d_model} not divisible by {self.num_heads} heads")
         if self.segment_samples % self.frontend.hop:
             raise ValueError("segment_samples must be a multiple of the front end's hop")
+        if self.stem not in ("dense", "conv2d"):
+            raise ValueError(f"stem must be 'dense' or 'conv2d', not {self.stem!r}")
+        if self.stem == "conv2d" and self.frontend.n_mels % 4:
+            raise ValueError("the conv2d stem halves the mel axis twice: n_mels % 4 must be 0")
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, not {self.compute_dtype}")
 
@@ -218,7 +231,8 @@ class ModelConfig:
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:
-        """tiny: tests; small: D192 enc4/dec4 (~4.8M); base: D256 enc6/dec4, bf16 compute."""
+        """tiny: tests; small: D192 enc4/dec4 (~4.8M); small-conv2d: small with the 2-D conv
+        stem; base: D256 enc6/dec4, bf16 compute."""
         presets = {
             "tiny": cls(
                 d_model=64,
@@ -232,6 +246,7 @@ class ModelConfig:
                 frontend=FrontendConfig(n_mels=64),
             ),
             "small": cls(),
+            "small-conv2d": cls(stem="conv2d"),
             "base": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16"),
         }
         if name not in presets:
@@ -366,3 +381,92 @@ class ExportConfig:
         if self.coreml_precision not in ("float32", "float16"):
             raise ValueError(f"coreml_precision must be float32 or float16, not "
                              f"{self.coreml_precision!r}")
+
+
+# Environment variables of the service: the field's own name upper-cased after
+# HARMONYNET_SERVICE_ (HARMONYNET_SERVICE_PORT, ...), plus these conventional aliases.
+_SERVICE_ENV_ALIASES = {
+    "redis_url": ("REDIS_URL",),
+    "s3_bucket": ("HARMONYNET_S3_BUCKET",),
+    "s3_endpoint": ("HARMONYNET_S3_ENDPOINT",),
+    "s3_prefix": ("HARMONYNET_S3_PREFIX",),
+    "s3_region": ("HARMONYNET_S3_REGION",),
+    "checkpoint": ("HARMONYNET_CHECKPOINT",),
+}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The web service (`python -m harmonynet_jax.service`, docs/service.md): where it listens,
+    where jobs and results live, its limits, and which queue and storage it uses.
+
+    Embedded by default (worker processes + a SQLite queue + files under `data_dir`); Celery
+    with Redis when `redis_url` is set; results in an S3-compatible bucket when `s3_bucket` is.
+    `ServiceConfig.from_env` reads every field from the environment; flags override that.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = ""  # jobs database, uploads and local results; "" = per-user cache/service
+    workers: int = 1  # embedded worker processes started with the server (0: run them apart)
+    checkpoint: str | None = None  # weights file or run folder; None = the bundled model
+    max_upload_mb: float = 100.0  # larger uploads get 413 before they are read to the end
+    max_audio_minutes: float = 30.0  # longer recordings are refused (0: no limit)
+    job_timeout_s: float = 900.0  # a job running longer is stopped and marked failed
+    ttl_hours: float = 24.0  # finished jobs and their files are deleted this long after
+    token: str | None = None  # when set, the API wants `Authorization: Bearer <token>`
+    redis_url: str | None = None  # Celery + Redis instead of the embedded queue
+    s3_bucket: str | None = None  # results (and uploads) in this bucket instead of data_dir
+    s3_endpoint: str | None = None  # S3-compatible endpoint, e.g. Cloudflare R2's account URL
+    s3_prefix: str = "harmonynet/"  # key prefix inside the bucket
+    s3_region: str | None = None  # R2 wants "auto"; None lets boto3 decide
+    lease_s: float = 30.0  # a job whose worker stops renewing its lease this long is requeued
+    max_attempts: int = 3  # ... at most this many runs; then it is marked failed
+    cleanup_interval_s: float = 60.0  # how often expired leases and old jobs are swept
+    poll_interval_s: float = 0.25  # embedded workers look for new jobs this often
+    max_pending: int = 1000  # more waiting jobs than this: new uploads get 503
+    decode_concurrency: int = 2  # uploads checked (decoded) at once
+    decode_timeout_s: float = 120.0  # ffmpeg time allowed for checking one upload
+
+    def __post_init__(self) -> None:
+        positive = ("max_upload_mb", "job_timeout_s", "ttl_hours", "lease_s", "max_attempts",
+                    "cleanup_interval_s", "poll_interval_s", "max_pending",
+                    "decode_concurrency", "decode_timeout_s")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"service setting {name} must be positive, "
+                                 f"got {getattr(self, name)}")
+        if self.workers < 0 or self.max_audio_minutes < 0:
+            raise ValueError("service settings workers and max_audio_minutes must be >= 0")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def ttl_s(self) -> float:
+        return self.ttl_hours * 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object
+                 ) -> ServiceConfig:
+        """Defaults, then the environment, then `overrides` (flags; None means "not given").
+        A malformed value raises ValueError naming the variable."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            names = (f"HARMONYNET_SERVICE_{f.name.upper()}", *_SERVICE_ENV_ALIASES.get(f.name, ()))
+            for name in names:
+                raw = env.get(name)
+                if raw is None or raw.strip() == "":
+                    continue
+                kind = type(f.default) if f.default is not None else str
+                try:
+                    values[f.name] = kind(raw.strip())
+                except ValueError:
+                    raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+                break
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

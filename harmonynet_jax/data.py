@@ -161,6 +161,12 @@ def load_audio(path: str | os.PathLike, timeout: float = 600.0) -> np.ndarray:
     return _rust.decode_audio(str(path), ffmpeg_path(), timeout)
 
 
+def decode_failure_reason(err: Exception) -> str:
+    """ffmpeg's last line of a decode failure (its most specific one), for one-line messages
+    to users; the loader's full message joins ffmpeg's stderr lines with ' | '."""
+    message = str(err)
+    return message.split(" | ")[-1].split(": ", 1)[-1] if " | " in message else message
+
 def read_midi(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Notes [N, 4] (onset s, key release s, pitch, velocity) and sustain spans [M, 2]."""
     return _rust.read_midi_file(str(path))

@@ -129,10 +129,9 @@ def load_recording(path: str | os.PathLike, cfg: InferenceConfig | None = None) 
     try:
         return data.load_audio(path, timeout=cfg.decode_timeout_s)
     except data.LoaderError as err:
-        message = str(err)
-        if message.endswith("no audio samples"):
+        if str(err).endswith("no audio samples"):
             return np.zeros(0, np.float32)
-        reason = message.split(" | ")[-1].split(": ", 1)[-1] if " | " in message else message
+        reason = data.decode_failure_reason(err)
         raise AudioInputError(f"cannot decode {path} as audio: {reason}") from err
 
 

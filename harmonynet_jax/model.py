@@ -202,18 +202,79 @@ class EncoderLayer(eqx.Module):
         return x + dropout(self.mlp(self.norm_mlp(x)), rate, k2)
 
 
-class Encoder(eqx.Module):
-    """Conv stem (two 'same' convs over frames, GELU) + sinusoidal positions + pre-LN blocks."""
+class Conv2d(eqx.Module):
+    """'same'-padded 2-D conv over (frame, frequency), channels last; `freq_stride` subsamples
+    the frequency axis: [B, T, F, i] -> [B, T, F / freq_stride, o]."""
 
-    stem_in: Conv1d
-    stem_out: Conv1d
+    weight: Float[Array, "kt kf i o"]
+    bias: Float[Array, " o"]
+    freq_stride: int = eqx.field(static=True)
+
+    def __init__(self, d_in: int, d_out: int, kernel: int, freq_stride: int, *,
+                 key: PRNGKeyArray):
+        std = 1.0 / math.sqrt(d_in * kernel * kernel)
+        shape = (kernel, kernel, d_in, d_out)
+        self.weight = std * jax.random.truncated_normal(key, -2.0, 2.0, shape)
+        self.bias = jnp.zeros((d_out,))
+        self.freq_stride = freq_stride
+
+    def __call__(self, x: Float[Array, "B T F i"]) -> Float[Array, "B T F2 o"]:
+        y = jax.lax.conv_general_dilated(
+            x, self.weight, (1, self.freq_stride), "SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        return y + self.bias
+
+
+class DenseStem(eqx.Module):
+    """Two 'same' convs over frames with the mel bins as channels, GELU after each."""
+
+    conv_in: Conv1d
+    conv_out: Conv1d
+
+    def __init__(self, cfg: ModelConfig, *, keys: tuple[PRNGKeyArray, PRNGKeyArray]):
+        k_in, k_out = keys
+        self.conv_in = Conv1d(cfg.frontend.n_mels, cfg.d_model, cfg.stem_kernel, key=k_in)
+        self.conv_out = Conv1d(cfg.d_model, cfg.d_model, cfg.stem_kernel, key=k_out)
+
+    def __call__(self, mel: Float[Array, "B T M"]) -> Float[Array, "B T D"]:
+        return jax.nn.gelu(self.conv_out(jax.nn.gelu(self.conv_in(mel))))
+
+
+class Conv2dStem(eqx.Module):
+    """Three 3x3 convs over (frame, mel bin) — the 2nd and 3rd strided by 2 in frequency — then
+    the M/4 x 2C feature map of each frame projected to d_model (strides, not pooling: every
+    converter maps a strided conv)."""
+
+    convs: tuple[Conv2d, Conv2d, Conv2d]
+    proj: Linear
+
+    def __init__(self, cfg: ModelConfig, *, key: PRNGKeyArray):
+        k1, k2, k3, k_proj = jax.random.split(key, 4)
+        c, k = cfg.stem_channels, cfg.stem_kernel
+        self.convs = (Conv2d(1, c, k, 1, key=k1), Conv2d(c, c, k, 2, key=k2),
+                      Conv2d(c, 2 * c, k, 2, key=k3))
+        self.proj = Linear(cfg.frontend.n_mels // 4 * 2 * c, cfg.d_model, key=k_proj)
+
+    def __call__(self, mel: Float[Array, "B T M"]) -> Float[Array, "B T D"]:
+        x = mel[..., None]  # [B, T, M, 1]
+        for conv in self.convs:
+            x = jax.nn.gelu(conv(x))
+        b, t, f, c = x.shape  # [B, T, M/4, 2C]
+        return self.proj(x.reshape(b, t, f * c))
+
+
+class Encoder(eqx.Module):
+    """Conv stem (`ModelConfig.stem`) + sinusoidal positions + pre-LN blocks."""
+
+    stem: DenseStem | Conv2dStem
     layers: tuple[EncoderLayer, ...]
     norm: LayerNorm
 
     def __init__(self, cfg: ModelConfig, *, key: PRNGKeyArray):
-        k_in, k_out, *k_layers = jax.random.split(key, 2 + cfg.enc_layers)
-        self.stem_in = Conv1d(cfg.frontend.n_mels, cfg.d_model, cfg.stem_kernel, key=k_in)
-        self.stem_out = Conv1d(cfg.d_model, cfg.d_model, cfg.stem_kernel, key=k_out)
+        k_a, k_b, *k_layers = jax.random.split(key, 2 + cfg.enc_layers)
+        self.stem = (Conv2dStem(cfg, key=k_a) if cfg.stem == "conv2d"
+                     else DenseStem(cfg, keys=(k_a, k_b)))
         out_scale = 1.0 / math.sqrt(2 * cfg.enc_layers)
         self.layers = tuple(EncoderLayer(cfg, out_scale, key=k) for k in k_layers)
         self.norm = LayerNorm(cfg.d_model)
@@ -222,7 +283,7 @@ class Encoder(eqx.Module):
         self, mel: Float[Array, "B T M"], rate: float, key: PRNGKeyArray | None
     ) -> Float[Array, "B T D"]:
         keys = _split(key, len(self.layers) + 1)
-        x = jax.nn.gelu(self.stem_out(jax.nn.gelu(self.stem_in(mel))))
+        x = self.stem(mel)
         x = x + jnp.asarray(sinusoids(x.shape[1], x.shape[2]), x.dtype)
         x = dropout(x, rate, keys[0])
         for layer, k in zip(self.layers, keys[1:], strict=True):
@@ -486,7 +547,8 @@ def count_params(tree: PyTree) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the parameter count of a preset.")
-    parser.add_argument("--config", default="small", choices=["tiny", "small", "base"])
+    parser.add_argument("--config", default="small",
+                        choices=["tiny", "small", "small-conv2d", "base"])
     args = parser.parse_args(argv)
     config = ModelConfig.preset(args.config)
     model = eqx.filter_eval_shape(HarmonyNet, config, key=jax.random.key(0))

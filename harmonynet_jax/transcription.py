@@ -120,6 +120,44 @@ class Transcription:
             return self.to_score(Path(tmp) / "score.musicxml", path, **score_kw)
 
 
+    def write(self, plan: dict[str, Path], *, title: str | None = None,
+              composer: str | None = None, tempo: float | None = None,
+              time_signature: str | None = None, engraver: str = "auto",
+              ticks_per_beat: int = 960, default_tempo: float = 120.0
+              ) -> tuple[list[Path], list[tuple[str, str]]]:
+        """Writes each format of `plan` ({"midi" | "json" | "musicxml" | "pdf": path}) and
+        returns (paths written, [(format, one-line error)]). MIDI and JSON come first and a
+        score failure costs only MusicXML/PDF, so the CLI and the service keep what worked."""
+        written: list[Path] = []
+        errors: list[tuple[str, str]] = []
+        if "midi" in plan:
+            try:
+                written.append(self.to_midi(plan["midi"], title=title, tempo=tempo,
+                                            time_signature=time_signature,
+                                            ticks_per_beat=ticks_per_beat,
+                                            default_tempo=default_tempo))
+            except (OSError, ValueError) as err:
+                errors.append(("midi", str(err)))
+        if "json" in plan:
+            try:
+                written.append(self.to_json(plan["json"]))
+            except OSError as err:
+                errors.append(("json", str(err)))
+        score_formats = [f for f in ("musicxml", "pdf") if f in plan]
+        if score_formats:
+            kw = {"title": title, "composer": composer, "tempo": tempo,
+                  "time_signature": time_signature, "engraver": engraver}
+            try:
+                if "musicxml" in plan:
+                    self.to_score(plan["musicxml"], plan.get("pdf"), **kw)
+                else:
+                    self.to_pdf(plan["pdf"], **kw)
+                written += [Path(plan[f]) for f in score_formats]
+            except (ScoreOutputError, OSError) as err:
+                errors += [(f, str(err)) for f in score_formats]
+        return written, errors
+
+
 def parse_time_signature(text: str | None) -> tuple[int, int] | None:
     """'3/4' -> (3, 4); the denominator must be a power of two (MIDI stores its log2)."""
     if text is None:

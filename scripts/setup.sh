@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh Debian machine: system packages (when root), the Rust build of
-# the loader and the Python package with its test extras, installed editable so tests and
-# scripts run from the checkout. Safe to re-run.
+# One-time set-up on a fresh Debian machine: system packages (when root; redis-server is for
+# the web service's Celery tests), the Rust build of the loader and the Python package with
+# its test, export and service extras, installed editable so tests and scripts run from the
+# checkout. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont fluidr3mono-gm-soundfont
   musescore-general-soundfont-small musescore-general-soundfont
-  musescore-general-soundfont-lossless poppler-utils
+  musescore-general-soundfont-lossless poppler-utils redis-server
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,4 +25,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --upgrade pip
-python3 -m pip install -q -e ".[test,export]"
+python3 -m pip install -q -e ".[test,export,service]"

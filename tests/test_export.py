@@ -7,6 +7,7 @@ Skips only when the export extra (TensorFlow, LiteRT, coremltools, stablehlo-cor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -321,3 +322,19 @@ def test_host_grammar_accepts_loader_sequences(canonical):
             token = VOCAB.token(name)
             assert host_grammar.legal_mask(state, canonical=canonical)[token], (case["name"], name)
             state = host_grammar.advance(state, token)
+
+
+def test_conv2d_stem_exports_to_tflite_and_core_ml(tmp_path):
+    """The 2-D conv stem (strided convs, no pooling) converts with builtin TFLite ops and
+    encodes a rendered clip like JAX; Core ML converts its encode program too."""
+    config = dataclasses.replace(TINY, stem="conv2d", stem_channels=4)
+    functions = ExportFunctions.from_model(HarmonyNet(config, key=jax.random.key(3)))
+    saved = tflite.save_saved_model(functions, tmp_path / "saved_model")
+    path = tmp_path / "model.tflite"
+    path.write_bytes(tflite.convert(saved, "fp32"))
+    audio = parity.load_clip(parity.fixture_clips(1)[0], None)[: config.segment_samples]
+    got = tflite.TFLiteModel(path, Contract.from_config(config)).encode(audio)
+    want = np.asarray(functions.encode(jnp.asarray(audio)[None]))
+    assert got.shape == want.shape and float(np.abs(got - want).max()) <= 1e-4
+    spec = coreml.convert(functions, "encode").get_spec()
+    assert [o.name for o in spec.description.output] == ["memory"]

@@ -189,3 +189,42 @@ def test_config_validation() -> None:
         dataclasses.replace(TINY, segment_samples=TINY.frontend.hop * 10 + 1)
     with pytest.raises(ValueError):
         ModelConfig.preset("huge")
+
+
+def test_conv2d_stem_shapes_gradients_and_locality() -> None:
+    """The 2-D conv stem: same memory shape as the dense stem, gradients reach all its convs,
+    and its first conv only sees a 3 x 3 neighbourhood of (frame, mel bin)."""
+    cfg = dataclasses.replace(TINY, stem="conv2d", stem_channels=4)
+    model = HarmonyNet(cfg, key=jax.random.key(0))
+    memory, frames, _, _, _, grads = run_all(model, audio_batch(cfg), random_tokens(2, 12), None)
+    frames_t = cfg.segment_samples // cfg.frontend.hop
+    assert memory.shape == (2, frames_t, cfg.d_model)
+    assert frames["onset"].shape == (2, frames_t, VOCAB.num_pitches)
+    stem_grads = jax.tree.leaves(grads.encoder.stem)
+    assert len(stem_grads) == 8  # 3 convs (weight, bias) + projection (weight, bias)
+    assert all(float(jnp.abs(g).max()) > 0 for g in stem_grads)
+    first = model.encoder.stem.convs[0]
+    mel = jnp.zeros((1, 9, cfg.frontend.n_mels, 1))
+    bump = mel.at[0, 4, 20, 0].set(1.0)
+    changed = np.argwhere(np.abs(np.asarray(first(bump) - first(mel))).max(-1)[0] > 0)
+    assert changed[:, 0].min() == 3 and changed[:, 0].max() == 5  # frames 3..5
+    assert changed[:, 1].min() == 19 and changed[:, 1].max() == 21  # mel bins 19..21
+    with pytest.raises(ValueError):
+        dataclasses.replace(TINY, stem="conv3d")
+    with pytest.raises(ValueError):
+        dataclasses.replace(cfg, frontend=dataclasses.replace(cfg.frontend, n_mels=66))
+
+
+def test_configs_written_before_the_stem_field_load_as_dense(tmp_path) -> None:
+    """Weights files and checkpoints from before `stem` existed keep loading (dense stem), and
+    a conv2d run refuses such a checkpoint."""
+    from harmonynet_jax.train.checkpoint import CheckpointError, check_model_config, config_dict
+    from harmonynet_jax.weights import model_config_from_dict
+
+    old = config_dict(TINY)
+    del old["stem"], old["stem_channels"]
+    assert model_config_from_dict(old) == TINY
+    check_model_config({"model_config": old}, TINY, tmp_path)
+    with pytest.raises(CheckpointError, match="another model config"):
+        check_model_config({"model_config": old}, dataclasses.replace(TINY, stem="conv2d"),
+                           tmp_path)

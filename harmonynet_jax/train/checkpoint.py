@@ -8,6 +8,7 @@ plain message instead of a shape error deep in orbax.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -154,6 +155,11 @@ class Checkpointer:
 def check_model_config(meta: dict[str, Any], config: ModelConfig, where: Path) -> None:
     saved = meta.get("model_config")
     wanted = config_dict(config)
+    if saved:  # fields added since the checkpoint was written take their (old) defaults
+        from harmonynet_jax.weights import model_config_from_dict
+
+        with contextlib.suppress(TypeError, KeyError, ValueError):
+            saved = config_dict(model_config_from_dict(saved))
     if saved != wanted:
         diff = {k: (saved.get(k) if saved else None, v) for k, v in wanted.items()
                 if not saved or saved.get(k) != v}
