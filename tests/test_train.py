@@ -195,3 +195,25 @@ def test_onset_positive_weight_scales_only_positive_onset_cells():
     assert float(weighted["onset_loss"]) == pytest.approx(
         float(want + 3.0 * pos.mean()), rel=1e-5)
     assert float(weighted["frame_loss"]) == pytest.approx(float(plain["frame_loss"]))
+
+
+def test_sigterm_saves_the_step_reached_and_resume_is_exact(tmp_path, reference_run):
+    """A preempted run (SIGTERM, as pod schedulers send) checkpoints the step it reached, exits
+    143 without a traceback, and the rerun continues exactly."""
+    run = tmp_path / "run"
+    proc = run_cli(run, "--checkpoint-every", "100", wait=False, phase="B")
+    deadline = time.time() + 300
+    while not (run / "metrics.jsonl").is_file() or len(losses(run)) < 3:
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline, "no third step in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 143, out
+    assert "Traceback" not in out and "interrupted: saving step" in out, out
+    saved = max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    assert 3 <= saved < STEPS
+    run_cli(run, phase="B")
+    got = losses(run)
+    for step, want in reference_run.items():
+        assert got[step] == pytest.approx(want, rel=1e-6), step

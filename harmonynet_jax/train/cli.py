@@ -6,10 +6,21 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from harmonynet_jax.config import ModelConfig, TrainConfig
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM (a pod scheduler's preemption notice, `kill`, `timeout`) and SIGINT both make the
+    loop checkpoint the step it reached and stop; SIGINT works even where the shell started us
+    with it ignored (`nohup cmd &`)."""
+    from harmonynet_jax.train.loop import request_stop
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +47,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    install_stop_handlers()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # orbax reports through absl, tracebacks included; its failures reach us as exceptions.
     logging.getLogger("absl").setLevel(logging.CRITICAL)
@@ -59,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         # A failed orbax save can leave its writer threads behind, which then dump asyncio
         # tracebacks during interpreter shutdown; nothing is left to clean up, so leave now.
         os._exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("interrupted; the last checkpoint holds the progress", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + getattr(stop, "signum", signal.SIGINT))
     if last:
         print("last: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(last.items())))

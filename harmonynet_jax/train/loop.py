@@ -35,6 +35,26 @@ from harmonynet_jax.weights import load_weights
 log = logging.getLogger(__name__)
 
 
+class Stopped(KeyboardInterrupt):
+    """The run stopped on request (SIGTERM / Ctrl-C) after checkpointing the step it reached."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_stop_requests: list[int] = []
+
+
+def request_stop(signum: int, frame: Any = None) -> None:
+    """Signal handler: the loop stops at the next step boundary, where model, optimiser state
+    and loader position agree, and saves there. A second request interrupts at once (the last
+    checkpoint then holds the progress)."""
+    if _stop_requests:
+        raise KeyboardInterrupt
+    _stop_requests.append(signum)
+
+
 class TrainingError(RuntimeError):
     """A problem the user can fix (data, checkpoint, configuration): printed, not traced."""
 
@@ -219,6 +239,10 @@ def train(
     t0 = time.perf_counter()
     try:
         while step < end:
+            if _stop_requests:
+                bar.write(f"interrupted: saving step {step}")
+                _save(ckpt, step, model, opt_state, state.rng, stream, cfg)
+                raise Stopped(_stop_requests[0])
             batch = sharding.global_batch(next(stream), mesh)
             model, opt_state, metrics = step_fn(model, opt_state, batch,
                                                 jax.random.fold_in(state.rng, step))
@@ -244,10 +268,6 @@ def train(
                     f"{k}={v:.4f}" for k, v in sorted(scores.items())))
             if step % cfg.checkpoint_every == 0 or step == end:
                 _save(ckpt, step, model, opt_state, state.rng, stream, cfg)
-    except KeyboardInterrupt:
-        bar.write(f"interrupted: saving step {step}")
-        _save(ckpt, step, model, opt_state, state.rng, stream, cfg)
-        raise
     finally:
         bar.close()
         stream.close()
