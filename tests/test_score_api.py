@@ -148,3 +148,21 @@ def test_bad_input_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         score.write([(0.0, 1.0, 60, 64)], tmp_path / "x.musicxml", engraver="nope",
                     pdf_path=tmp_path / "x.pdf")
+
+
+def test_beams_do_not_cross_gaps_in_a_second_voice(capsys: pytest.CaptureFixture[str]) -> None:
+    """A held note over eighths and 16ths with gaps (a second voice): music21 beams a voice
+    by adding up its durations, so the gaps must be rests to it, or it beamed notes across
+    them and warned about a "messed up beam pair"."""
+    bar = [(0, 2, 84), (0, 0.5, 77), (0.5, 0.5, 76), (1, 0.25, 74), (1.5, 0.25, 72)]
+    written = [(q + 2 * b, d, p) for b in range(4) for q, d, p in bar]
+    s = score.build_score(perform(written, jitter=0.0), tempo=BPM, time_signature="2/4")
+    voices = [v for m in s.parts[0].getElementsByClass(stream.Measure) for v in m.voices]
+    assert voices
+    for v in voices:
+        notes = list(v.notes)
+        for a, b in zip(notes[:-1], notes[1:], strict=True):
+            if a.beams.getTypes() and a.beams.getTypes()[0] in ("start", "continue"):
+                assert a.offset + a.quarterLength == b.offset, (a, b)  # no gap between
+                assert int(a.offset) == int(b.offset), (a, b)  # one beat (quarter) only
+    assert "beam" not in capsys.readouterr().err

@@ -2,8 +2,9 @@
 score (`harmonynet_jax.score.fidelity`; figures and method in docs/score.md).
 
 Floors are the lowest figures measured over seeds 0-3 (rounded down), not the targets of
-issue 7, which are higher: a drop below them is a regression. Seed 0 is evaluated once for
-all tests.
+issue 7, which are higher: a drop below them is a regression. Floors are only ever raised:
+the key floor keeps its earlier value, which seed 2 falls below (one piece's key,
+docs/score.md). Seed 0 is evaluated once for all tests.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import pytest
 
 from harmonynet_jax.score.fidelity import HELD_OUT, PIECES, TUNING, Result, evaluate_all, summary
 
-FLOORS = {"position": 0.66, "rhythm": 0.95, "duration": 0.90, "staff": 0.89, "key": 0.95,
-          "meter": 0.65}
-HELD_OUT_FLOORS = {"rhythm": 0.92, "duration": 0.87, "key": 0.90, "meter": 0.55}
+FLOORS = {"position": 0.82, "rhythm": 0.95, "duration": 0.91, "staff": 0.90, "key": 0.95,
+          "meter": 0.72}
+HELD_OUT_FLOORS = {"position": 0.71, "rhythm": 0.92, "duration": 0.87, "key": 0.91,
+                   "meter": 0.66}
 # Right meter, pickup and bar positions on every seed tried (0-3): 3/8, 3/4, 4/4, 6/8 with
-# and without pickups, chorales, a rag, a sonata, a song accompaniment, folk melodies.
+# and without pickups, chorales, a rag, a sonata, a song accompaniment, a 4/4 piano texture
+# of running eighths (once read as 6/8), folk melodies.
 EXACT = ("Mozart K545/1", "Joplin Maple Leaf", "Bach BWV 66.6", "Bach BWV 269",
          "Bach BWV 40.8", "Essen kinder 14", "Johnson Lift Every Voice", "Liliuokalani Aloha Oe",
-         "Essen kinder 22", "Essen kinder 24", "Essen kinder 34", "Essen kinder 35")
+         "Beach Prayer", "Essen kinder 24", "Essen kinder 34", "Essen kinder 35")
 FOUR_PART = ("Bach BWV 66.6", "Bach BWV 269", "Bach BWV 40.8", "Johnson Lift Every Voice")
 
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 from fractions import Fraction as F
 
 import numpy as np
-from music21 import key, meter, note, stream
+from music21 import expressions, key, meter, note, stream
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.durations import split_values
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.fidelity import PIECES, Written, compare, reference
-from harmonynet_jax.score.hands import split_hands
+from harmonynet_jax.score.fidelity import (
+    PIECES,
+    Written,
+    compare,
+    part_notes,
+    reference,
+)
+from harmonynet_jax.score.hands import _gap_costs, split_hands
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
     FEATURES,
@@ -72,6 +78,18 @@ def test_beat_grid_round_trips() -> None:
     assert np.allclose(grid.to_seconds(grid.to_beats(t)), t)
 
 
+def test_slower_levels_start_on_every_phase() -> None:
+    """Every third beat from phase 0, 1 or 2: three different grids (a 6/8 downbeat may be
+    any eighth of the tracked pulse)."""
+    grid = BeatGrid(np.arange(12) * 0.5)
+    firsts = set()
+    for phase in range(3):
+        merged = grid.merged(3, phase).times
+        assert np.allclose(np.diff(merged), 1.5)
+        firsts.add(round(float(merged[merged >= 0][0]) / 0.5) % 3)
+    assert firsts == {0, 1, 2}
+
+
 def test_triplets_only_where_a_beat_fits_them() -> None:
     beat = 0.6
     written = [(0, 1), (1, 1 / 3), (4 / 3, 1 / 3), (5 / 3, 1 / 3), (2, 0.5), (2.5, 0.5), (3, 1)]
@@ -126,6 +144,32 @@ def test_rhythm_share_forgives_a_shifted_barline_but_position_does_not() -> None
     assert shares.position < 0.05
 
 
+def _bars(ts: str, *bars: list[tuple[str, float]]) -> stream.Score:
+    """A one-part score of measures (pitch name or "r" for a rest, quarter length)."""
+    part = stream.Part()
+    for i, content in enumerate(bars):
+        m = stream.Measure(number=i)
+        if i == 0:
+            m.append(meter.TimeSignature(ts))
+        for name, ql in content:
+            m.append(note.Rest(quarterLength=ql) if name == "r"
+                     else note.Note(name, quarterLength=ql))
+        part.append(m)
+    return stream.Score([part])
+
+
+def test_a_pickup_bar_equals_a_first_bar_opening_with_rests() -> None:
+    """The same music written with a pickup bar and with a full first bar of rests: bars
+    are counted from the bar of the first note, so both come back at the right position."""
+    full = _bars("3/4", [("r", 2), ("G4", 1)], [("C5", 1), ("E5", 1), ("G5", 1)], [("C5", 3)])
+    pickup = _bars("3/4", [("G4", 1)], [("C5", 1), ("E5", 1), ("G5", 1)], [("C5", 3)])
+    notes = part_notes(full.parts[0], 1)
+    assert compare(full, notes, pickup).position == 1.0
+    early = _bars("3/4", [("r", 1), ("G4", 1), ("C5", 1)], [("E5", 1), ("G5", 1), ("C5", 1)],
+                  [("C5", 2), ("r", 1)])
+    assert compare(full, notes, early).position < 0.5  # a beat early is still wrong
+
+
 def test_key_mode_and_enharmonic_spelling_follow_the_pitches() -> None:
     """C-sharp minor (E natural, B-sharp leading tone) is not C-sharp/D-flat major, and a
     D-flat major scale is written with five flats rather than seven sharps."""
@@ -160,6 +204,30 @@ def test_four_part_texture_puts_tenor_and_bass_on_the_lower_staff() -> None:
         got = sorted(by_onset[i])
         assert got == list(zip(chord, (2, 2, 1, 1), strict=True)), (i, got)
     assert sorted(by_onset[8]) == [(48, 2), (64, 2), (67, 1), (72, 1)]
+
+
+def test_the_hands_prefer_to_part_at_the_widest_gap() -> None:
+    """G3-B3-D4 under D5: parting at the octave gap is free, inside the chord it costs the
+    difference of the gaps; keeping everything in one hand is not a split at all."""
+    cfg = ScoreConfig()
+    bounds = np.array([50.5, 57.5, 60.5, 70.5, 80.5])
+    got = _gap_costs(np.array([55, 59, 62, 74]), bounds, cfg)
+    assert np.allclose(got, [0.0, cfg.gap_cost * 8 / 12, cfg.gap_cost * 9 / 12, 0.0, 0.0])
+
+
+def test_ritardando_is_marked_where_the_beats_slow_down() -> None:
+    written = [(float(q), float(q) + 1.0, 60 + (q % 5), 1) for q in range(24)]
+    slowing, _ = perform(written, Humanizer(bpm=100, seed=0, rit=0.3, rit_quarters=6))
+    steady, _ = perform(written, Humanizer(bpm=100, seed=0, rit=0.0))
+
+    def marks(played: list[tuple[float, float, int, int]]) -> list[float]:
+        s, _ = analyze(played, time_signature="4/4")
+        return [float(m.getOffsetInHierarchy(s.parts[0])) for m in s.parts[0].recurse()
+                if isinstance(m, expressions.TextExpression) and m.content == "rit."]
+
+    at = marks(slowing)
+    assert len(at) == 1 and 17 <= at[0] <= 21, at
+    assert marks(steady) == []
 
 
 def test_harmonic_novelty_and_downbeat_gain_find_the_chord_changes() -> None:

@@ -258,10 +258,13 @@ def compare(ref_score: stream.Score, ref: list[Written], out_score: stream.Score
     r_first = min((n.start for n in ref), default=Fraction(0))
     o_first = min((n.start for n in out), default=Fraction(0))
 
-    def bar_beat(start: Fraction, down: Fraction, bar: Fraction) -> tuple[int, Fraction]:
+    def bar_beat(start: Fraction, down: Fraction, bar: Fraction, first: Fraction
+                 ) -> tuple[int, Fraction]:
+        """(bar index counted from the bar of the first note, offset from its downbeat): a
+        pickup bar and a full first bar opening with rests are the same music."""
         pos = start - down
         k = pos // bar
-        return int(k), pos - k * bar
+        return int(k - (first - down) // bar), pos - k * bar
 
     by_pitch_ref: dict[int, list[Written]] = defaultdict(list)
     by_pitch_out: dict[int, list[Written]] = defaultdict(list)
@@ -276,7 +279,8 @@ def compare(ref_score: stream.Score, ref: list[Written], out_score: stream.Score
         o_time = [n.start - o_first for n in os_]
         for i, j in _align(rs, os_, r_time, o_time):
             r, o = rs[i], os_[j]
-            pos_ok += bar_beat(r.start, r_down, r_bar) == bar_beat(o.start, o_down, o_bar)
+            pos_ok += (bar_beat(r.start, r_down, r_bar, r_first)
+                       == bar_beat(o.start, o_down, o_bar, o_first))
             rhythm_ok += r_time[i] == o_time[j]
             dur_ok += (r.end - r.start) == (o.end - o.start)
             staff_ok += r.staff == o.staff

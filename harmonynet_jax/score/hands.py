@@ -26,6 +26,7 @@ from harmonynet_jax.score.events import Note
 LOWEST, HIGHEST = 20, 109  # boundaries lie between MIDI pitches LOWEST..HIGHEST
 HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is not "held"
 FOUR_PARTS = 4
+OCTAVE = 12.0
 
 
 def _groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
@@ -55,6 +56,21 @@ def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
             out[k] += cfg.balance_cost * max(0, abs(lh.size - rh.size) - 1)
         out[k] += cfg.range_cost * float(np.clip(lh - cfg.lh_high, 0, None).sum())
         out[k] += cfg.range_cost * float(np.clip(cfg.rh_low - rh, 0, None).sum())
+    return out
+
+
+def _gap_costs(chord: np.ndarray, bounds: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
+    """Per boundary: how much narrower the gap it splits is than the widest gap between
+    the sounding notes (octaves, times `gap_cost`). The hands part where the texture does:
+    an accompaniment chord stays whole under a melody an octave above it."""
+    out = np.zeros(len(bounds))
+    if cfg.gap_cost == 0 or len(chord) < 2:
+        return out
+    k = np.searchsorted(chord, bounds)
+    split = (k > 0) & (k < len(chord))
+    widest = float(np.diff(chord).max())
+    gap = chord[np.minimum(k, len(chord) - 1)] - chord[np.maximum(k - 1, 0)]
+    out[split] = cfg.gap_cost * (widest - gap[split]) / OCTAVE
     return out
 
 
@@ -111,7 +127,7 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
     cost = cfg.boundary_prior * np.abs(bounds - 60.0)
     back: list[np.ndarray] = []
-    for g in groups:
+    for g, chord in zip(groups, chords, strict=True):
         pitches = np.array([notes[i].pitch for i in g], dtype=float)
         per_k = _split_costs(pitches, cfg)
         k_of_b = np.searchsorted(pitches, bounds)  # notes below the boundary
@@ -120,10 +136,11 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
         held_below = np.searchsorted(np.sort(held), bounds)
         same_side = (k_of_b * held_below
                      + (len(pitches) - k_of_b) * (held.size - held_below))
+        gap = _gap_costs(chord, bounds, cfg)
         trans = cost[None, :] + move  # [new boundary, previous boundary]
         prev = np.argmin(trans, axis=1)
         cost = (trans[np.arange(len(bounds)), prev] + per_k[k_of_b]
-                + cfg.held_note_cost * same_side)
+                + cfg.held_note_cost * same_side + gap)
         back.append(prev)
     b = int(np.argmin(cost))
     staves = [1] * len(notes)

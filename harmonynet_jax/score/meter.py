@@ -8,14 +8,15 @@ a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
   - tempo: a log-normal preference for the counted beat's period,
   - fit: how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
   - contrast: onsets on beats are more accented than onsets between them; syncopation: few
-    off-beat onsets sound on over the next beat,
+    off-beat onsets sound on over the next beat (no onset on it), and few notes struck off
+    the beat are held over the next one (held syncopation),
   - downbeat cues, each as "mean at downbeats minus mean at the other beats" in std units:
     long notes, long inter-onset times, low bass notes, new bass notes, many notes, loud
     notes, and harmonic change (novelty of the pitch-class profile between the bar before
     and the bar after a beat),
   - bar-length cues: onset patterns and pitch-class profiles repeating one bar later, beat 1
-    stronger than beat 3 (4/4), strong and weak bars alternating (2/4), onsets and seconds
-    per bar,
+    stronger than beat 3 (4/4), strong and weak bars alternating (2/4, 6/8, 3/8 in one),
+    for the combined accent and for each downbeat cue, onsets and seconds per bar,
   - notes tied over barlines, the pickup's length, how the excerpt ends,
   - a bias per meter (a learned prior).
 The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
@@ -44,12 +45,18 @@ PITCH_CLASSES = 12
 PERIOD_LAGS = (1, 2, 3, 4)  # bar lengths (beats) whose mean self-similarity is the baseline
 MAX_HARMONY_WINDOW = 4  # beats each side of a candidate downbeat for harmonic novelty
 
+# Downbeat cues also compared between the halves of a 4-beat bar and between odd and even
+# bars of 1- and 2-beat bars (`hyper_cues`): what tells 4/4 from 2/4 and 6/8 from 3/8.
+HYPER_CUES = ("long", "ioi", "bass", "bass_change", "density", "harmony")
+
 # The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
 FEATURES = (
-    "tempo", "fit", "contrast", "syncopation", "onset_period", "chroma_period", "long", "ioi",
+    "tempo", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
+    "chroma_period", "long", "ioi",
     "bass", "bass_change", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
     "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
     "end_release",
+    *(f"{kind}_{cue}" for kind in ("half", "pairs") for cue in HYPER_CUES),
     "m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e",
 )
 
@@ -175,6 +182,19 @@ def syncopation(x: np.ndarray) -> float:
     return float(np.mean(off_beat & crosses))
 
 
+def held_syncopation(on: np.ndarray, off: np.ndarray) -> float:
+    """Share of notes struck off the beat that are held past the next beat.
+
+    Other voices may fill the beat with onsets (so inter-onset `syncopation` misses it), but
+    a note's own length still respects the beat in most music: reading 4/4 quarters on every
+    beat as 6/8 makes every second one start on a third eighth and ring over the beat.
+    Releases are early (articulation), so a note must reach `ON_BEAT_TOLERANCE` past it.
+    """
+    off_beat = np.abs(on - np.round(on)) >= ON_BEAT_TOLERANCE
+    crosses = off > np.floor(on + ON_BEAT_TOLERANCE) + 1 + ON_BEAT_TOLERANCE
+    return float(np.mean(off_beat & crosses))
+
+
 def _tempo_cost(period: float, compound: bool, cfg: ScoreConfig) -> float:
     centre = cfg.compound_center_s if compound else cfg.simple_center_s
     return 0.5 * (np.log(period / centre) / cfg.tempo_sigma) ** 2
@@ -293,6 +313,32 @@ def hyper_features(accent: np.ndarray, first: int, n: int, phase: int) -> dict[s
         downs = x[pos == 0]
         if len(downs) >= 2 * 2:
             out["bar_pairs"] = abs(float(downs[0::2].mean() - downs[1::2].mean()))
+    return out
+
+
+def hyper_cues(values: dict[str, np.ndarray], first: int, n: int, phase: int
+               ) -> dict[str, float]:
+    """Per downbeat cue (std units per beat), what the bar length says about it:
+      - half_<cue> (4-beat bars): beat 3 minus beat 1; music in two-beat bars read in
+        four has equal halves, four-beat music a stronger first half,
+      - pairs_<cue> (1- and 2-beat bars): how much the downbeats of odd and even bars
+        differ; reading four-beat (or 6/8) music in two-beat (or 3/8) bars makes strong and
+        weak bars alternate. (Positive on noise alone too, so its weight also acts as a
+        bias on short bars; it still raises the cross-validated accuracy, docs/score.md.)
+    """
+    out = {}
+    for cue, v in values.items():
+        x = v[first:]
+        pos = (np.arange(first, len(v)) - phase) % n
+        half = pairs = 0.0
+        if n == 4 and (pos == 0).any() and (pos == 2).any():
+            half = float(x[pos == 2].mean() - x[pos == 0].mean())
+        if n <= 2:
+            downs = x[pos == 0]
+            if len(downs) >= 2 * 2:
+                pairs = abs(float(downs[0::2].mean() - downs[1::2].mean()))
+        out[f"half_{cue}"] = half
+        out[f"pairs_{cue}"] = pairs
     return out
 
 
@@ -428,6 +474,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
         base = {
             "contrast": -beat_contrast(x, accents),
             "syncopation": syncopation(x),
+            "held_syncopation": held_syncopation(on, off),
             "tempo": 0.0 if tempo_given else _tempo_cost(period, level.compound, cfg),
         }
         for meter in _meters(level, period, forced, cfg):
@@ -450,6 +497,9 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
             if forced is None:
                 features[meter_name(meter)] = 1.0
             accent = _z(cues.ioi) + _z(cues.bass) + _z(novelty)
+            hyper = {"long": _z(cues.long), "ioi": _z(cues.ioi), "bass": _z(cues.bass),
+                     "bass_change": _z(cues.bass_change), "density": _z(cues.density),
+                     "harmony": _z(novelty)}
             for phase in range(n):
                 gains = {name: -downbeat_gain(values, cues.first, n, phase) for name, values in
                          (("long", cues.long), ("ioi", cues.ioi), ("bass", cues.bass),
@@ -458,7 +508,8 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
                           ("harmony", novelty))}
                 out.append(Hypothesis(_with_pickup(g, meter, x0, phase), level.quarter_ratio,
                                       {**features, **gains, **bar_features(on, off, n, phase),
-                                       **hyper_features(accent, cues.first, n, phase)},
+                                       **hyper_features(accent, cues.first, n, phase),
+                                       **hyper_cues(hyper, cues.first, n, phase)},
                                       weights))
     return out
 

@@ -10,7 +10,7 @@ string quartets. The loss of one performance is -log P(correct readings); the co
 are those with the written time signature, pickup length and counted-beat tempo. An L2
 penalty, chosen by cross-validation with folds split by piece, keeps the weights small.
 
-    python -m harmonynet_jax.score.meter_training [--per-source 60] [--cache FILE]
+    python -m harmonynet_jax.score.meter_training [--per-source 120] [--cache FILE]
 
 prints the cross-validated accuracy (per source too) and the weights to paste into
 `ScoreConfig.meter_weights`.
@@ -52,7 +52,7 @@ QUARTETS = (  # movements with one meter from the start; fidelity works (op74no1
     "beethoven/opus18no1/movement4",
 )
 ABC_SOURCES = ("essenFolksong", "oneills1850", "ryansMammoth")
-L2_CHOICES = (1e-5, 1e-4, 1e-3)
+L2_CHOICES = (1e-4, 1e-3, 1e-2)
 FOLDS = 5  # cross-validation folds, split by piece (both performances of a piece together)
 ALL_RIGHT = 7  # meter, pickup and beat tempo
 
@@ -127,9 +127,12 @@ def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example 
         ref_score, ref = fidelity.reference(piece)
     except Exception:  # noqa: BLE001 - corpus files that music21 cannot excerpt
         return None
-    down, _, ratio = fidelity.bar_frame(ref_score)
+    down, bar, ratio = fidelity.bar_frame(ref_score)
     if ratio not in SUPPORTED or len(ref) < 8:
         return None
+    # The score starts at the first note: its pickup runs from there to the next downbeat
+    # (a first bar opening with rests is a pickup too).
+    pickup = (down - min(n.start for n in ref)) % bar
     rng = np.random.default_rng(seed)
     bpm = _bpm(ratio, rng)
     played, _ = fidelity.perform_reference(ref_score, ref, bpm, seed)
@@ -139,7 +142,7 @@ def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example 
              for h in hypotheses(notes, groups, grid, cfg)]
     quarter_s = 60.0 / bpm
     parts = np.array([
-        (h.rhythm.meter.ratio == ratio) + 2 * (h.rhythm.anacrusis == down)
+        (h.rhythm.meter.ratio == ratio) + 2 * (h.rhythm.anacrusis == pickup)
         + 4 * (abs(np.log(float(np.median(h.rhythm.grid.periods()))
                           / float(h.rhythm.meter.beat_ql) / quarter_s)) < TEMPO_TOLERANCE)
         for h in found])
@@ -195,10 +198,16 @@ def loss(w: np.ndarray, examples: Sequence[Example] | Packed, l2: float
 
 
 def fit(examples: Sequence[Example], l2: float) -> np.ndarray:
-    """Weights minimising `loss` (L-BFGS)."""
+    """Weights minimising `loss` (L-BFGS). The cues are fitted in std units, so the L2
+    penalty treats them alike (their raw scales differ a hundredfold), and the weights are
+    returned for the raw cues."""
     data = pack(examples)
-    return minimize(loss, np.zeros(data.x.shape[1]), args=(data, l2), jac=True,
-                    method="L-BFGS-B").x
+    scale = data.x.std(axis=0)
+    scale[scale == 0] = 1.0
+    scaled = Packed(data.x / scale, data.correct, data.starts)
+    w = minimize(loss, np.zeros(data.x.shape[1]), args=(scaled, l2), jac=True,
+                 method="L-BFGS-B").x
+    return w / scale
 
 
 def accuracy(examples: Sequence[Example], w: np.ndarray) -> float:
@@ -243,12 +252,13 @@ def _save(path: Path, examples: Sequence[Example]) -> None:
 
 
 def _load(path: Path) -> list[Example] | None:
-    data = np.load(path)
+    with np.load(path) as npz:  # each key read once (an NpzFile decompresses per access)
+        data = {k: npz[k] for k in npz.files}
     if tuple(data["features"]) != FEATURES:
         return None
+    x, y, m = data["x"], data["y"], data["m"]
     bounds = np.concatenate([[0], np.cumsum(data["sizes"])])
-    return [Example(str(n), data["x"][a:b], data["y"][a:b] == ALL_RIGHT, data["y"][a:b],
-                    data["m"][a:b], int(r))
+    return [Example(str(n), x[a:b], y[a:b] == ALL_RIGHT, y[a:b], m[a:b], int(r))
             for n, a, b, r in zip(data["names"], bounds[:-1], bounds[1:], data["ref"],
                                   strict=True)]
 
@@ -276,7 +286,7 @@ def cross_validate(examples: Sequence[Example], l2: float, folds: int = FOLDS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--per-source", type=int, default=60)
+    parser.add_argument("--per-source", type=int, default=120)
     parser.add_argument("--seeds", type=int, default=2, help="performances per excerpt")
     parser.add_argument("--cache", type=Path, default=None, help="features file (.npz)")
     parser.add_argument("--drop", default="", help="cues to leave out, comma-separated")

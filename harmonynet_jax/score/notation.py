@@ -36,6 +36,7 @@ from harmonynet_jax.score.voices import Item, Voice, assign_voices
 
 PART_NAME = "Piano"  # never empty: musicxml2ly crashes on an empty part-name
 PART_ABBREVIATION = "Pno."
+RITARDANDO = "rit."
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,10 @@ def _dynamic_marks(notes: Sequence[QNote], lay: Layout, cfg: ScoreConfig) -> dic
 
 def build_stream(q: Quantized, lay: Layout, k: m21key.Key, *, bpm: float,
                  pedals: Sequence[tuple[Fraction, Fraction]], title: str | None,
-                 composer: str | None, cfg: ScoreConfig) -> stream.Score:
-    """The grand-staff `Score` (two PartStaffs joined by a brace)."""
+                 composer: str | None, cfg: ScoreConfig,
+                 ritardando: Fraction | None = None) -> stream.Score:
+    """The grand-staff `Score` (two PartStaffs joined by a brace); `ritardando`: where a
+    "rit." mark goes (quarter lengths from the start)."""
     table = spelling_table(k)
     score = stream.Score()
     score.metadata = metadata.Metadata()
@@ -182,6 +185,8 @@ def build_stream(q: Quantized, lay: Layout, k: m21key.Key, *, bpm: float,
         measures = list(staves[0].getElementsByClass(stream.Measure))
         for i, level in _dynamic_marks(q.notes, lay, cfg).items():
             measures[i].insert(0, dynamics.Dynamic(level))
+    if ritardando is not None:
+        _text_mark(staves[0], ritardando, RITARDANDO)
     _pedal_marks(staves, pedals)
     for part in staves:
         score.insert(0, part)
@@ -222,19 +227,35 @@ def _staff_part(notes: list[QNote], staff: int, lay: Layout, table: dict[int, st
             container: stream.Stream = m if len(active) == 1 else stream.Voice(id=str(j + 1))
             for t, el in elements:
                 if j > 0 and isinstance(el, note.Rest):
-                    continue  # a gap in a secondary voice: written as <forward>, unseen
+                    el.style.hideObjectOnPrint = True  # a gap in a secondary voice: unseen
                 container.insert(t - start, el)
             if container is not m:
                 m.insert(0, container)
         if i == 0 and lay.anacrusis > 0:
             m.paddingLeft = lay.meter.bar_ql - lay.anacrusis
         part.append(m)
+    # Gaps in secondary voices are hidden rests, not bare gaps: music21 beams a voice by
+    # summing its durations, so across a bare gap it beamed the wrong notes together (and
+    # warned "Found a messed up beam pair"); its writer fills such gaps with hidden rests
+    # anyway.
     part.makeBeams(inPlace=True)
     part.makeAccidentals(inPlace=True, cautionaryNotImmediateRepeat=False)
     for m in part.getElementsByClass(stream.Measure):
         for container in [m, *m.voices]:
             stream.makeNotation.makeTupletBrackets(container, inPlace=True)
     return part
+
+
+def _text_mark(part: stream.PartStaff, at: Fraction, text: str) -> None:
+    """An italic expression above the staff at `at` (quarter lengths from the start)."""
+    for m in part.getElementsByClass(stream.Measure):
+        start = Fraction(m.offset).limit_denominator(96)
+        if start <= at < start + Fraction(m.duration.quarterLength).limit_denominator(96):
+            mark = expressions.TextExpression(text)
+            mark.style.fontStyle = "italic"
+            mark.placement = "above"
+            m.insert(at - start, mark)
+            return
 
 
 def _pedal_marks(staves: list[stream.PartStaff],

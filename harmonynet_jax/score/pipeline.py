@@ -85,6 +85,29 @@ def _bpm(rhythm: Rhythm, tempo: float | None, cfg: ScoreConfig) -> float:
     return max(cfg.tempo_round, cfg.tempo_round * round(bpm / cfg.tempo_round))
 
 
+def ritardando_start(rhythm: Rhythm, last_onset: float, cfg: ScoreConfig) -> Fraction | None:
+    """Where the closing slow-down starts (quarter lengths), if the music ends in one.
+
+    The beats up to the last onset are compared with their median period: when the final
+    beats are `rit_slowing` longer, the ritardando starts after the last beat that was not
+    yet `rit_onset` longer (so tempo drift within a phrase is never marked).
+    """
+    periods = np.diff(rhythm.grid.times)
+    first = max(0, int(np.ceil(rhythm.origin)))
+    last = int(np.floor(float(rhythm.grid.to_beats(last_onset))))
+    span = periods[first:last]
+    if len(span) < cfg.rit_min_beats:
+        return None
+    base = float(np.median(span))
+    if span[-1] < base * (1.0 + cfg.rit_slowing):
+        return None
+    k = len(span) - 1
+    while k > 0 and span[k - 1] > base * (1.0 + cfg.rit_onset):
+        k -= 1
+    at = Fraction(first + k - rhythm.origin).limit_denominator(48) * rhythm.meter.beat_ql
+    return at if at >= 0 else None
+
+
 def _to_ql(t: float, rhythm: Rhythm) -> Fraction:
     x = float(rhythm.grid.to_beats(t)) - rhythm.origin
     return max(Fraction(0), Fraction(x).limit_denominator(48) * rhythm.meter.beat_ql)
@@ -116,8 +139,10 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     lay = make_layout(rhythm.meter, rhythm.anacrusis, end)
     pedal_ql = [(_to_ql(p.onset, rhythm), _to_ql(p.offset, rhythm)) for p in pedal_spans]
     bpm = _bpm(rhythm, tempo, cfg) if notes_n else float(tempo or DEFAULT_BPM)
+    rit = (ritardando_start(rhythm, max(n.onset for n in notes_n), cfg)
+           if notes_n and cfg.ritardando else None)
     score = build_stream(q, lay, k, bpm=bpm, pedals=pedal_ql, title=title, composer=composer,
-                         cfg=cfg)
+                         cfg=cfg, ritardando=rit)
     staff_counts = (sum(n.staff == 1 for n in q.notes), sum(n.staff == 2 for n in q.notes))
     info = ScoreInfo(
         tempo_bpm=float(bpm * float(rhythm.meter.beat_ql)),

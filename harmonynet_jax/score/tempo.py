@@ -217,11 +217,11 @@ class BeatGrid:
     def merged(self, factor: int, phase: int) -> BeatGrid:
         """Every `factor`-th beat from `phase` (a slower metrical level)."""
         b = self.times
+        sel = b[phase::factor]
         if phase > 0:  # keep the start covered by extrapolating one slow beat back
-            b = np.concatenate([[b[phase] - factor * (b[1] - b[0])], b[phase:]])
-        sel = b[::factor]
+            sel = np.concatenate([[b[phase] - factor * (b[1] - b[0])], sel])
         if len(sel) < 2:
-            sel = np.array([b[0], b[0] + factor * (self.times[-1] - self.times[-2])])
+            sel = np.array([sel[0], sel[0] + factor * (b[-1] - b[-2])])
         return BeatGrid(sel)
 
     def split(self, factor: int) -> BeatGrid:
