@@ -115,14 +115,18 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 3.308), ("fit", 7.943), ("contrast", 0.998), ("syncopation", 38.752),
-        ("onset_period", 0.507), ("chroma_period", -0.287), ("long", 1.403), ("ioi", -0.751),
-        ("bass", 0.170), ("bass_change", 0.531), ("density", -1.337), ("velocity", -0.093),
-        ("harmony", 1.322), ("half_bar", -0.414), ("bar_pairs", -0.269), ("bar_onsets", -7.088),
-        ("bar_onsets2", 3.106), ("bar_s", -7.100), ("bar_s2", 0.324), ("ties", 9.299),
-        ("pickup", 11.844), ("pickup_any", -3.489), ("end_onset", 0.282), ("end_release", 6.181),
-        ("m:2/4", 0.766), ("m:3/4", 2.154), ("m:4/4", 2.523), ("m:6/8", 1.107),
-        ("m:3/8", -2.546), ("m:3/8e", -4.003),
+        ("tempo", 3.792), ("fit", 10.78), ("contrast", -0.0009607), ("syncopation", 33.14),
+        ("held_syncopation", 31.44), ("onset_period", 0.5812), ("chroma_period", -0.1361),
+        ("long", 0.5423), ("ioi", 0.2102), ("bass", -0.5605), ("bass_change", 0.6434),
+        ("density", -0.06621), ("velocity", 0.05521), ("harmony", 1.105), ("half_bar", -0.201),
+        ("bar_pairs", 0.001692), ("bar_onsets", -10.15), ("bar_onsets2", 3.107), ("bar_s", -4.282),
+        ("bar_s2", -0.01472), ("ties", 8.428), ("pickup", 8.893), ("pickup_any", -2.59),
+        ("end_onset", -0.1608), ("end_release", 6.694), ("half_long", 1.153), ("half_ioi", -1.402),
+        ("half_bass", 0.4044), ("half_bass_change", -0.6643), ("half_density", -0.5824),
+        ("half_harmony", -0.2373), ("pairs_long", -0.4555), ("pairs_ioi", 0.4091),
+        ("pairs_bass", -0.1681), ("pairs_bass_change", -0.01119), ("pairs_density", -1.319),
+        ("pairs_harmony", -0.1632), ("m:2/4", -0.1276), ("m:3/4", 1.291), ("m:4/4", 1.812),
+        ("m:6/8", 0.3594), ("m:3/8", -3.24), ("m:3/8e", -5.745),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.
@@ -142,6 +146,7 @@ class ScoreConfig:
     boundary_move_cost: float = 0.3  # per semitone the split point moves between chords
     held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
     balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
+    gap_cost: float = 1.0  # per octave the split gap is narrower than the widest sounding gap
     boundary_prior: float = 0.02  # per semitone the first split point lies from middle C
     lh_high: int = 69  # left-hand notes above A4 cost ...
     rh_low: int = 52  # ... and right-hand notes below E3
@@ -157,6 +162,10 @@ class ScoreConfig:
         ("pp", 0), ("p", 40), ("mp", 56), ("mf", 70), ("f", 86), ("ff", 104),
     )
     dynamic_min_bars: int = 2  # a new level must hold this long before it is marked
+    ritardando: bool = True  # "rit." where the closing beats slow down:
+    rit_slowing: float = 0.15  # the last beat this much longer than the median beat,
+    rit_onset: float = 0.05  # marked after the last beat less than this much longer
+    rit_min_beats: int = 8  # beats of music needed to judge
     tempo_round: int = 2  # metronome marks are rounded to this many BPM
     # Engraving.
     verovio_options: tuple[tuple[str, object], ...] = (
@@ -232,7 +241,7 @@ class ModelConfig:
     @classmethod
     def preset(cls, name: str) -> ModelConfig:
         """tiny: tests; small: D192 enc4/dec4 (~4.8M); small-conv2d: small with the 2-D conv
-        stem; base: D256 enc6/dec4, bf16 compute."""
+        stem; base: D256 enc6/dec4, bf16 compute (base-conv2d: with the 2-D conv stem)."""
         presets = {
             "tiny": cls(
                 d_model=64,
@@ -248,6 +257,8 @@ class ModelConfig:
             "small": cls(),
             "small-conv2d": cls(stem="conv2d"),
             "base": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16"),
+            "base-conv2d": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16",
+                               stem="conv2d"),
         }
         if name not in presets:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(presets)}")
@@ -265,7 +276,7 @@ class TrainConfig:
     """
 
     phase: str = "0"
-    model: str = "small"  # ModelConfig preset
+    model: str = "small-conv2d"  # ModelConfig preset (the conv2d stem: docs/model.md A/B)
     batch_size: int = 8  # global batch (split over hosts and devices)
     steps: int = 20_000  # last step of this run (a resumed run continues up to it)
     learning_rate: float = 1e-3  # peak, after linear warm-up; cosine decay to `final_lr_ratio`
@@ -295,7 +306,7 @@ class TrainConfig:
         presets = {
             "cpu": cls(),
             "pod": cls(
-                model="base",
+                model="base-conv2d",
                 batch_size=256,
                 steps=200_000,
                 learning_rate=5e-4,

@@ -548,7 +548,7 @@ def count_params(tree: PyTree) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the parameter count of a preset.")
     parser.add_argument("--config", default="small",
-                        choices=["tiny", "small", "small-conv2d", "base"])
+                        choices=["tiny", "small", "small-conv2d", "base", "base-conv2d"])
     args = parser.parse_args(argv)
     config = ModelConfig.preset(args.config)
     model = eqx.filter_eval_shape(HarmonyNet, config, key=jax.random.key(0))

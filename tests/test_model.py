@@ -170,7 +170,8 @@ def test_labels_drive_optax_phases(tiny: HarmonyNet, tiny_run) -> None:
 
 def test_preset_sizes(capsys: pytest.CaptureFixture[str]) -> None:
     """small and base match the sizes measured in DESIGN.md (4.8M, 9.9M)."""
-    expected = {"tiny": (1e5, 5e5), "small": (4.5e6, 5.0e6), "base": (9.4e6, 10.2e6)}
+    expected = {"tiny": (1e5, 5e5), "small": (4.5e6, 5.0e6), "small-conv2d": (4.5e6, 5.0e6),
+                "base": (9.4e6, 10.2e6), "base-conv2d": (9.4e6, 10.2e6)}
     for name, (low, high) in expected.items():
         model = eqx.filter_eval_shape(HarmonyNet, ModelConfig.preset(name), key=jax.random.key(0))
         assert low < count_params(model) < high, name
