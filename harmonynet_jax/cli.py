@@ -33,7 +33,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _formats(text: str) -> list[str]:
+def parse_formats(text: str) -> list[str]:
     names = [f.strip().lower() for f in text.split(",") if f.strip()]
     names = ["musicxml" if f in ("xml", "mxl") else "midi" if f == "mid" else f for f in names]
     bad = [f for f in names if f not in FORMATS]
@@ -57,7 +57,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _time_sig(text: str) -> str:
+def parse_time_sig(text: str) -> str:
     from harmonynet_jax.transcription import parse_time_signature
 
     try:
@@ -67,7 +67,7 @@ def _time_sig(text: str) -> str:
     return text
 
 
-def _tempo(text: str) -> float:
+def parse_tempo(text: str) -> float:
     value = float(text)
     if not 10 <= value <= 400:
         raise argparse.ArgumentTypeError(f"tempo must be 10..400 BPM, got {text}")
@@ -82,7 +82,7 @@ def add_transcribe_args(ap: argparse.ArgumentParser) -> None:
                        help="output path for a single input (its suffix is replaced per format)")
     where.add_argument("--out-dir", type=Path, metavar="DIR",
                        help="write outputs here (default: next to each input)")
-    ap.add_argument("--format", type=_formats, default=["midi"], metavar="LIST",
+    ap.add_argument("--format", type=parse_formats, default=["midi"], metavar="LIST",
                     help="comma list of midi, musicxml, pdf, json (default: midi)")
     ap.add_argument("--checkpoint", type=Path, metavar="PATH",
                     help="weights file or training run folder (default: the bundled model)")
@@ -93,9 +93,9 @@ def add_transcribe_args(ap: argparse.ArgumentParser) -> None:
                     help="segments per model call (default 8)")
     ap.add_argument("--title", help="score title (MusicXML/PDF) and MIDI track name")
     ap.add_argument("--composer", help="score composer (MusicXML/PDF)")
-    ap.add_argument("--tempo", type=_tempo, metavar="BPM",
+    ap.add_argument("--tempo", type=parse_tempo, metavar="BPM",
                     help="quarter notes per minute for the score and the MIDI tempo map")
-    ap.add_argument("--time-sig", type=_time_sig, metavar="N/D", help="e.g. 3/4 or 6/8")
+    ap.add_argument("--time-sig", type=parse_time_sig, metavar="N/D", help="e.g. 3/4 or 6/8")
     ap.add_argument("--engraver", default="auto",
                     choices=("auto", "verovio", "lilypond", "musescore"),
                     help="PDF engraver (default: verovio)")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harmonynet_jax.cli import DECODER_CHOICES, FORMATS, _formats, _tempo, _time_sig
+from harmonynet_jax.cli import DECODER_CHOICES, FORMATS, parse_formats, parse_tempo, parse_time_sig
 
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
 STATES = (PENDING, PROCESSING, DONE, FAILED)
@@ -65,9 +65,9 @@ class JobOptions:
               tempo: float | None = None, time_sig: str | None = None,
               engraver: str = "auto") -> JobOptions:
         try:
-            fmts = tuple(_formats(formats))
-            tempo = None if tempo is None else _tempo(str(tempo))
-            time_sig = None if time_sig in (None, "") else _time_sig(time_sig)
+            fmts = tuple(parse_formats(formats))
+            tempo = None if tempo is None else parse_tempo(str(tempo))
+            time_sig = None if time_sig in (None, "") else parse_time_sig(time_sig)
         except (argparse.ArgumentTypeError, ValueError) as err:
             raise OptionError(str(err)) from None
         if decoder not in (None, *DECODER_CHOICES):
