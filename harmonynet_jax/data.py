@@ -167,6 +167,7 @@ def decode_failure_reason(err: Exception) -> str:
     message = str(err)
     return message.split(" | ")[-1].split(": ", 1)[-1] if " | " in message else message
 
+
 def read_midi(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Notes [N, 4] (onset s, key release s, pitch, velocity) and sustain spans [M, 2]."""
     return _rust.read_midi_file(str(path))

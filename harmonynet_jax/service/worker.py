@@ -94,13 +94,36 @@ class Transcriber:
         return done, {f: one_line(m) for f, m in errors}, len(result.notes), result.duration
 
 
-class Heartbeat:
+class _JobThread:
+    """A daemon thread beside one running job, started and stopped as a context manager;
+    subclasses implement `_run`, which ends when `_stop` is set."""
+
+    name = "job-thread"
+
+    def __init__(self, store: JobStore, job_id: str, worker: str) -> None:
+        self.store, self.job_id, self.worker = store, job_id, worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+class Heartbeat(_JobThread):
     """Renews the job's lease every lease/3 s while the job runs."""
 
+    name = "heartbeat"
+
     def __init__(self, store: JobStore, job_id: str, worker: str, lease_s: float) -> None:
-        self.store, self.job_id, self.worker, self.lease_s = store, job_id, worker, lease_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        super().__init__(store, job_id, worker)
+        self.lease_s = lease_s
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
@@ -112,25 +135,22 @@ class Heartbeat:
             except StoreUnavailable as err:
                 log.warning("heartbeat: %s", err)
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        super().__exit__(*exc)
         self._thread.join(timeout=5)
 
 
-class Watchdog:
+class Watchdog(_JobThread):
     """Fails the job and ends the process when the job outlives `timeout` seconds."""
 
+    name = "watchdog"
+
     def __init__(self, store: JobStore, job_id: str, worker: str, timeout: float) -> None:
-        self.store, self.job_id, self.worker, self.timeout = store, job_id, worker, timeout
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
+        super().__init__(store, job_id, worker)
+        self.timeout = timeout
 
     def _run(self) -> None:
-        if self._done.wait(self.timeout):
+        if self._stop.wait(self.timeout):
             return
         message = f"timed out after {self.timeout:g} s"
         try:
@@ -140,13 +160,6 @@ class Watchdog:
         log.error("job %s %s; stopping this worker process to stop it", self.job_id, message)
         logging.shutdown()
         os._exit(EXIT_TIMEOUT)
-
-    def __enter__(self) -> Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
 
 
 def process(job: Job, store: JobStore, storage: Storage, transcriber: Transcriber,
