@@ -241,7 +241,8 @@ class ModelConfig:
     @classmethod
     def preset(cls, name: str) -> ModelConfig:
         """tiny: tests; small: D192 enc4/dec4 (~4.8M); small-conv2d: small with the 2-D conv
-        stem; base: D256 enc6/dec4, bf16 compute (base-conv2d: with the 2-D conv stem)."""
+        stem (-nfft2048: and a 2048-point DFT); base: D256 enc6/dec4, bf16 compute
+        (base-conv2d: with the 2-D conv stem)."""
         presets = {
             "tiny": cls(
                 d_model=64,
@@ -256,6 +257,9 @@ class ModelConfig:
             ),
             "small": cls(),
             "small-conv2d": cls(stem="conv2d"),
+            # Twice the frequency resolution (7.8 Hz bins: bass semitones apart), same
+            # parameter shapes as small-conv2d, so it warm-starts from it.
+            "small-conv2d-nfft2048": cls(stem="conv2d", frontend=FrontendConfig(n_fft=2048)),
             "base": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16"),
             "base-conv2d": cls(d_model=256, enc_layers=6, dec_layers=4, compute_dtype="bfloat16",
                                stem="conv2d"),
@@ -357,6 +361,9 @@ class InferenceConfig:
     onset_threshold: float = 0.5
     frame_threshold: float = 0.5
     min_note_frames: int = 1
+    # Frame decoder alone: segments overlap so each keeps only its middle, this much audio of
+    # context at either side (a note cut by a segment edge is heard whole by a neighbour).
+    frame_margin_s: float = 0.24  # chosen on rendered held-out pieces (docs/model.md)
     # MIDI output: 960 ticks per beat at 120 BPM is a 0.52 ms tick, finer than the 10 ms grid.
     midi_ticks_per_beat: int = 960
     midi_tempo_bpm: float = 120.0  # used unless the caller gives a tempo

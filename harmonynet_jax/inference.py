@@ -172,8 +172,15 @@ class Chunk:
     valid: np.ndarray  # [rows] samples of real audio in each row
 
 
-def segment_count(num_samples: int, segment_samples: int) -> int:
-    return -(-num_samples // segment_samples)
+def segment_count(num_samples: int, segment_samples: int, margin: int = 0) -> int:
+    """Segments that tile `num_samples` when consecutive segments overlap by 2·`margin`
+    samples (each keeps its middle, see `chunks`)."""
+    if num_samples <= 0:
+        return 0
+    stride = segment_samples - 2 * margin
+    if stride <= 0:
+        raise ValueError(f"margin {margin} leaves nothing of a {segment_samples}-sample segment")
+    return 1 + max(0, -(-(num_samples - segment_samples) // stride))
 
 
 def chunk_rows(count: int, batch_size: int) -> int:
@@ -184,18 +191,29 @@ def chunk_rows(count: int, batch_size: int) -> int:
     return min(batch_size, 1 << max(0, count - 1).bit_length())
 
 
-def chunks(audio: np.ndarray, segment_samples: int, batch_size: int) -> Iterator[Chunk]:
-    """The recording tiled by consecutive segments, `batch_size` at a time."""
+def chunks(audio: np.ndarray, segment_samples: int, batch_size: int, margin: int = 0
+           ) -> Iterator[Chunk]:
+    """The recording tiled by segments `batch_size` at a time. Segment i starts at
+    i·(segment - 2·margin): with a margin, each segment's first and last `margin` samples are
+    context only (the model hears a note's attack and decay from both sides of a cut) and the
+    joiner keeps the middles, which meet without gaps."""
     n = len(audio)
-    count = segment_count(n, segment_samples)
+    stride = segment_samples - 2 * margin
+    count = segment_count(n, segment_samples, margin)
     rows = chunk_rows(count, batch_size)
     for first in range(0, count, rows):
         k = min(rows, count - first)
         block = np.zeros((rows, segment_samples), np.float32)
-        piece = audio[first * segment_samples: (first + k) * segment_samples]
-        block.reshape(-1)[: len(piece)] = piece
-        starts = (first + np.arange(rows)) * segment_samples
+        starts = (first + np.arange(rows)) * stride
+        if margin == 0:  # consecutive segments: one copy
+            piece = audio[first * segment_samples: (first + k) * segment_samples]
+            block.reshape(-1)[: len(piece)] = piece
+        else:
+            for row in range(k):
+                piece = audio[starts[row]: starts[row] + segment_samples]
+                block[row, : len(piece)] = piece
         valid = np.clip(n - starts, 0, segment_samples)
+        valid[k:] = 0
         yield Chunk(first, k, block, valid)
 
 
@@ -234,18 +252,31 @@ class TokenJoiner:
 
 
 class FrameJoiner:
-    """Frame-head probabilities of consecutive segments laid end to end (float16)."""
+    """Frame-head probabilities of a recording's segments joined into one array (float16):
+    each segment contributes its frames minus `margin` at either side (but the recording's
+    first and last segments keep their outer edges), so the kept parts meet end to end."""
 
-    def __init__(self, segments: int, frames_per_segment: int, keys: int) -> None:
-        shape = (segments * frames_per_segment, keys)
+    def __init__(self, segments: int, frames_per_segment: int, keys: int,
+                 margin: int = 0) -> None:
+        self.segments = segments
         self.frames_per_segment = frames_per_segment
+        self.margin = margin
+        self.stride = frames_per_segment - 2 * margin
+        shape = (max(0, segments - 1) * self.stride + frames_per_segment, keys)
         self.probs = {k: np.zeros(shape, np.float16) for k in ("onset", "frame", "velocity")}
 
     def add(self, first: int, probs: dict[str, np.ndarray], count: int) -> None:
-        t = self.frames_per_segment
+        t, m = self.frames_per_segment, self.margin
         for key, arr in self.probs.items():
             block = np.asarray(probs[key])[:count]
-            arr[first * t: (first + count) * t] = block.reshape(-1, block.shape[-1])
+            if m == 0:
+                arr[first * t: (first + count) * t] = block.reshape(-1, block.shape[-1])
+                continue
+            for row in range(count):
+                i = first + row
+                lo = 0 if i == 0 else m
+                hi = t if i == self.segments - 1 else t - m
+                arr[i * self.stride + lo: i * self.stride + hi] = block[row, lo:hi]
 
     def finish(self, num_frames: int, hop_seconds: float, decoding: FrameDecoding) -> list[Note]:
         p = {k: v[:num_frames] for k, v in self.probs.items()}
@@ -261,35 +292,32 @@ def clip_to(notes: Sequence[Note], pedals: Sequence[Pedal], end: float
     )
 
 
-def run_model(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str] = ("tokens",), *,
-              batch_size: int | None = None, cfg: InferenceConfig | None = None,
-              progress: str | None = None) -> dict[str, tuple[list[Note], list[Pedal]]]:
-    """Notes and pedal spans of 16 kHz mono `audio` for each decoder, from one encoder pass.
+def frame_margin(model: HarmonyNet, cfg: InferenceConfig) -> int:
+    """`cfg.frame_margin_s` in encoder frames (0 when it would leave no segment middle)."""
+    mc = model.config
+    m = round(cfg.frame_margin_s * VOCAB.sample_rate / mc.frontend.hop)
+    return m if 0 < 2 * m < mc.frames else 0
 
-    progress: a label for a tqdm bar over segments (None: no bar).
-    """
+
+def _joiners(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str], batch_size: int,
+             cfg: InferenceConfig, progress: str | None
+             ) -> tuple[TokenJoiner | None, FrameJoiner | None]:
+    """One encoder pass over `audio` feeding the requested decoders. The token decoder needs
+    consecutive segments (its stitching reads the ties at each cut); the frame decoder alone
+    uses overlapping segments with `cfg.frame_margin_s` of context at each side."""
     from tqdm import tqdm
 
-    cfg = cfg or InferenceConfig()
-    unknown = set(decoders) - set(DECODERS)
-    if unknown or not decoders:
-        raise ValueError(f"decoders must be among {DECODERS}, got {list(decoders)}")
-    batch_size = batch_size or cfg.batch_size
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     mc = model.config
     s = mc.segment_samples
-    steps = s // VOCAB.samples_per_step
-    n = len(audio)
-    peak = float(np.max(np.abs(audio))) if n else 0.0
-    if n == 0 or peak <= 10.0 ** (cfg.silence_dbfs / 20.0):
-        return {d: ([], []) for d in decoders}
-    count = segment_count(n, s)
-    tokens = TokenJoiner(steps) if "tokens" in decoders else None
-    frames = FrameJoiner(count, mc.frames, VOCAB.num_pitches) if "frames" in decoders else None
+    want_tokens = "tokens" in decoders
+    margin = 0 if want_tokens else frame_margin(model, cfg)
+    count = segment_count(len(audio), s, margin * mc.frontend.hop)
+    tokens = TokenJoiner(s // VOCAB.samples_per_step) if want_tokens else None
+    frames = (FrameJoiner(count, mc.frames, VOCAB.num_pitches, margin)
+              if "frames" in decoders else None)
     with tqdm(total=count, desc=progress, unit="seg", disable=progress is None,
               leave=False, dynamic_ncols=True) as bar:
-        for chunk in chunks(audio, s, batch_size):
+        for chunk in chunks(audio, s, batch_size, margin * mc.frontend.hop):
             # Encoder, token decoder and frame head are compiled separately, so any mix of
             # decoders reuses the same three programs.
             memory = _encode(model, jnp.asarray(chunk.audio))
@@ -304,12 +332,43 @@ def run_model(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str] = ("
                            chunk.count)
             del memory
             bar.update(chunk.count)
+    return tokens, frames
+
+
+def frame_probabilities(model: HarmonyNet, audio: np.ndarray, cfg: InferenceConfig
+                        ) -> tuple[FrameJoiner, int]:
+    """The frame head over a whole recording and its frame count: computed once, decoded
+    with any thresholds (calibration)."""
+    _, frames = _joiners(model, audio, ("frames",), cfg.batch_size, cfg, None)
+    assert frames is not None
+    return frames, -(-len(audio) // model.config.frontend.hop)
+
+
+def run_model(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str] = ("tokens",), *,
+              batch_size: int | None = None, cfg: InferenceConfig | None = None,
+              progress: str | None = None) -> dict[str, tuple[list[Note], list[Pedal]]]:
+    """Notes and pedal spans of 16 kHz mono `audio` for each decoder, from one encoder pass.
+
+    progress: a label for a tqdm bar over segments (None: no bar).
+    """
+    cfg = cfg or InferenceConfig()
+    unknown = set(decoders) - set(DECODERS)
+    if unknown or not decoders:
+        raise ValueError(f"decoders must be among {DECODERS}, got {list(decoders)}")
+    batch_size = batch_size or cfg.batch_size
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    n = len(audio)
+    peak = float(np.max(np.abs(audio))) if n else 0.0
+    if n == 0 or peak <= 10.0 ** (cfg.silence_dbfs / 20.0):
+        return {d: ([], []) for d in decoders}
+    tokens, frames = _joiners(model, audio, decoders, batch_size, cfg, progress)
     out: dict[str, tuple[list[Note], list[Pedal]]] = {}
     if tokens is not None:
         end = math.ceil(n / VOCAB.samples_per_step) * VOCAB.step_seconds
         out["tokens"] = tokens.finish(end)
     if frames is not None:
-        hop = mc.frontend.hop
+        hop = model.config.frontend.hop
         decoding = FrameDecoding(cfg.onset_threshold, cfg.frame_threshold, cfg.min_note_frames)
         out["frames"] = (frames.finish(-(-n // hop), hop / VOCAB.sample_rate, decoding), [])
     return {d: out[d] for d in decoders}

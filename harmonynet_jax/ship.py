@@ -13,8 +13,6 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
-
 from harmonynet_jax.config import InferenceConfig
 from harmonynet_jax.evaluate import mean_scores, piece_scores, read_reference
 from harmonynet_jax.frames import FrameDecoding
@@ -25,31 +23,9 @@ ONSET_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 FRAME_GRID = (0.3, 0.4, 0.5)
 
 
-def frame_probabilities(model: HarmonyNet, audio: np.ndarray, cfg: InferenceConfig):
-    """The frame head's probabilities over a whole recording (computed once per piece, so the
-    threshold grid costs no model time)."""
-    import jax.numpy as jnp
-
-    from harmonynet_jax.inference import (
-        FrameJoiner,
-        _encode,
-        _frame_probs,
-        chunks,
-        segment_count,
-    )
-
-    mc = model.config
-    joiner = FrameJoiner(segment_count(len(audio), mc.segment_samples), mc.frames,
-                         VOCAB.num_pitches)
-    for chunk in chunks(audio, mc.segment_samples, cfg.batch_size):
-        probs = _frame_probs(model, _encode(model, jnp.asarray(chunk.audio)))
-        joiner.add(chunk.first, {k: np.asarray(v) for k, v in probs.items()}, chunk.count)
-    return joiner, -(-len(audio) // mc.frontend.hop)
-
-
 def calibrate(model: HarmonyNet, pairs, cfg: InferenceConfig) -> tuple[dict, list[dict]]:
     """Best (onset, frame) thresholds by mean note-onset F1 (ties: onset+offset F1)."""
-    from harmonynet_jax.inference import load_recording
+    from harmonynet_jax.inference import frame_probabilities, load_recording
 
     hop_s = model.config.frontend.hop / VOCAB.sample_rate
     pieces = []

@@ -14,7 +14,7 @@ import pretty_midi
 import pytest
 
 from harmonynet_jax import evaluate, inference, tokens
-from harmonynet_jax.config import ModelConfig
+from harmonynet_jax.config import InferenceConfig, ModelConfig
 from harmonynet_jax.ffmpeg import ffmpeg_path
 from harmonynet_jax.frames import FrameDecoding, frames_to_notes
 from harmonynet_jax.model import HarmonyNet
@@ -105,6 +105,67 @@ def test_chunks_tile_the_recording_without_gaps(n, batch) -> None:
     assert sum(len(p) for p in parts) == n and len(parts) == count
     assert firsts == list(range(0, count, next(iter(shapes))[0]))
     assert len(shapes) == 1  # one compiled shape per file
+
+
+@pytest.mark.parametrize("n", [1, 1000, 1001, 1600, 7 * 1000 + 123])
+def test_overlapping_chunks_keep_middles_that_tile_the_recording(n) -> None:
+    seg, margin, batch = 1000, 200, 3
+    stride = seg - 2 * margin
+    audio = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    count = inference.segment_count(n, seg, margin)
+    kept, rows_seen = [], 0
+    for chunk in inference.chunks(audio, seg, batch, margin):
+        for row in range(chunk.count):
+            i = chunk.first + row
+            start = i * stride
+            want = np.zeros(seg, np.float32)
+            piece = audio[start: start + seg]
+            want[: len(piece)] = piece
+            assert np.array_equal(chunk.audio[row], want)
+            assert chunk.valid[row] == len(piece) > 0
+            lo = 0 if i == 0 else margin
+            hi = seg if i == count - 1 else seg - margin
+            kept.append(want[lo:hi])
+            rows_seen += 1
+        assert not chunk.valid[chunk.count:].any()
+    assert rows_seen == count
+    joined = np.concatenate(kept)
+    assert np.array_equal(joined[:n], audio) and not joined[n:].any()  # each sample once
+    assert count == 1 or (count - 2) * stride + seg - margin < n  # no segment too many
+
+
+def test_frame_joiner_keeps_segment_middles_and_drops_their_edges() -> None:
+    frames_per_seg, margin, n = 50, 8, 173
+    rng = np.random.default_rng(0)
+    truth = rng.random((n, VOCAB.num_pitches)).astype(np.float16)
+    count = inference.segment_count(n, frames_per_seg, margin)
+    joiner = inference.FrameJoiner(count, frames_per_seg, VOCAB.num_pitches, margin)
+    stride = frames_per_seg - 2 * margin
+    for first in range(0, count, 2):
+        k = min(2, count - first)
+        block = np.full((2, frames_per_seg, VOCAB.num_pitches), 7.0, np.float16)
+        for row in range(k):
+            start = (first + row) * stride
+            part = truth[start: start + frames_per_seg]
+            block[row, : len(part)] = part
+            # what a segment says near its cut edges is never used (unless it is the file's)
+            if first + row > 0:
+                block[row, :margin] = 9.0
+            if first + row < count - 1:
+                block[row, -margin:] = 9.0
+        joiner.add(first, {"onset": block, "frame": block, "velocity": block}, k)
+    for arr in joiner.probs.values():
+        assert np.array_equal(arr[:n], truth)
+
+
+def test_frame_margin_is_whole_frames_and_leaves_a_middle(tiny_model) -> None:
+    mc = tiny_model.config
+    hop_s = mc.frontend.hop / VOCAB.sample_rate
+    cfg = InferenceConfig(frame_margin_s=3 * hop_s)
+    assert inference.frame_margin(tiny_model, cfg) == 3
+    assert inference.frame_margin(tiny_model, InferenceConfig(frame_margin_s=0.0)) == 0
+    too_wide = InferenceConfig(frame_margin_s=mc.frames * hop_s)
+    assert inference.frame_margin(tiny_model, too_wide) == 0
 
 
 def test_token_joiner_rebuilds_a_performance_across_segment_boundaries() -> None:

@@ -217,3 +217,23 @@ def test_sigterm_saves_the_step_reached_and_resume_is_exact(tmp_path, reference_
     got = losses(run)
     for step, want in reference_run.items():
         assert got[step] == pytest.approx(want, rel=1e-6), step
+
+
+def test_warm_start_moves_weights_to_a_new_front_end_and_refuses_other_shapes(tmp_path):
+    from harmonynet_jax.train.loop import warm_start
+    from harmonynet_jax.weights import save_weights
+
+    donor = HarmonyNet(MODEL, key=jax.random.key(7))
+    path = save_weights(tmp_path / "donor.eqx", donor, "float32")
+    wider_fft = dataclasses.replace(MODEL, frontend=dataclasses.replace(MODEL.frontend,
+                                                                        n_fft=2048))
+    fresh = HarmonyNet(wider_fft, key=jax.random.key(0))
+    moved = warm_start(fresh, path)
+    assert moved.config == wider_fft  # the new front end is kept ...
+    assert bitwise_equal(moved, donor)  # ... with every parameter of the donor
+    assert not bitwise_equal(fresh, donor)
+    with pytest.raises(TrainingError, match="other shapes"):
+        warm_start(HarmonyNet(dataclasses.replace(MODEL, d_model=32), key=jax.random.key(0)),
+                   path)
+    with pytest.raises(TrainingError, match="not found"):
+        warm_start(fresh, tmp_path / "missing.eqx")

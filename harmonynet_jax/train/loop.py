@@ -30,7 +30,7 @@ from harmonynet_jax.train.checkpoint import Checkpointer, CheckpointError, confi
 from harmonynet_jax.train.losses import phase_loss
 from harmonynet_jax.train.metrics import MetricsLog
 from harmonynet_jax.train.phases import check_phase, make_optimizer, params_of, schedule
-from harmonynet_jax.weights import load_weights
+from harmonynet_jax.weights import WeightsError, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,32 @@ def _frame_reference(onset: np.ndarray, hop_s: float) -> list[T.Note]:
             for f, k in zip(frames, keys, strict=True)]
 
 
+def warm_start(model: HarmonyNet, source: Path) -> HarmonyNet:
+    """`model` with the arrays of the model in `source` (weights file or run folder). The
+    configs may differ where no parameter changes shape (the front end's n_fft, dropout):
+    that is how a trained model moves to a new front end without starting over."""
+    try:
+        donor = load_weights(source)
+    except (WeightsError, CheckpointError, OSError, ValueError) as err:
+        raise TrainingError(f"--init-from {source}: {err}") from err
+    if donor.config == model.config:
+        return donor
+    ours, treedef = jax.tree.flatten(eqx.filter(model, eqx.is_array))
+    theirs = jax.tree.leaves(eqx.filter(donor, eqx.is_array))
+    if len(ours) != len(theirs) or any(a.shape != b.shape for a, b in zip(ours, theirs,
+                                                                          strict=False)):
+        raise TrainingError(
+            f"--init-from {source}: its model ({donor.config.d_model}-wide, stem "
+            f"{donor.config.stem}) has parameters of other shapes than --model's; only configs "
+            "that keep every parameter shape (e.g. the front end's n_fft) can be warm-started")
+    diff = [f.name for f in dataclasses.fields(model.config)
+            if getattr(model.config, f.name) != getattr(donor.config, f.name)]
+    log.info("warm start across a config change (%s)", ", ".join(diff))
+    arrays = jax.tree.unflatten(treedef, [b.astype(a.dtype) for a, b in zip(ours, theirs,
+                                                                             strict=True)])
+    return eqx.combine(arrays, eqx.filter(model, eqx.is_array, inverse=True))
+
+
 def build_state(cfg: TrainConfig, model_config: ModelConfig, ckpt: Checkpointer,
                 init_from: Path | None) -> tuple[TrainState, optax.GradientTransformation]:
     key = jax.random.key(cfg.seed)
@@ -172,7 +198,7 @@ def build_state(cfg: TrainConfig, model_config: ModelConfig, ckpt: Checkpointer,
         return TrainState(model, opt_state, train_key, latest,
                           int(meta["loader"]["position"])), optimizer
     if init_from is not None:
-        model = load_weights(init_from, model)
+        model = warm_start(model, init_from)
         opt_state = optimizer.init(params_of(model))
         log.info("initialised the model from %s", init_from)
     return TrainState(model, opt_state, train_key, 0, 0), optimizer
