@@ -29,7 +29,7 @@ class UsageError(Exception):
     pass
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -179,10 +179,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_evaluate(args)
     except UsageError as err:
-        _say(f"error: {err}")
+        say(f"error: {err}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return 130
 
 
@@ -204,7 +204,7 @@ def expand_inputs(inputs: Sequence[Path]) -> list[tuple[Path, Path]]:
             found = [p for p in sorted(path.rglob("*"))
                      if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
             if not found:
-                _say(f"warning: no audio files in folder {path}")
+                say(f"warning: no audio files in folder {path}")
             out += [(p, p.relative_to(path)) for p in found]
         else:
             out.append((path, Path(path.name)))
@@ -272,27 +272,27 @@ def run_transcribe(args: argparse.Namespace) -> int:
             notes, pedals = run_model(model, audio, (args.decoder,), batch_size=args.batch_size,
                                       cfg=cfg, progress=label)[args.decoder]
         except ModelUnavailable as err:
-            _say(f"error: {err}")
+            say(f"error: {err}")
             return EXIT_MODEL
         except (FileNotFoundError, AudioInputError) as err:
             failures.append((path, str(err)))
-            _say(f"error: {err}")
+            say(f"error: {err}")
             continue
         except Exception as err:  # keep the batch going; the message names the file
             failures.append((path, f"{type(err).__name__}: {err}"))
-            _say(f"{path}: failed: {type(err).__name__}: {err}")
+            say(f"{path}: failed: {type(err).__name__}: {err}")
             if args.debug:
                 traceback.print_exc()
             continue
         result = Transcription(notes, pedals, len(audio) / VOCAB.sample_rate, args.decoder,
                                origin or "", str(path))
         if not len(audio):
-            _say(f"{path}: no audio in the file; writing empty outputs")
+            say(f"{path}: no audio in the file; writing empty outputs")
         written, errors = write_outputs(result, plan, args, cfg.midi_tempo_bpm,
                                         cfg.midi_ticks_per_beat)
         for fmt, message in errors:
             failures.append((path, f"{fmt}: {message}"))
-            _say(f"{path}: {fmt} not written: {message}")
+            say(f"{path}: {fmt} not written: {message}")
         if written:
             done += 1
             print(f"{path} -> {', '.join(str(p) for p in written)} ({len(result.notes)} notes, "
@@ -302,7 +302,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         summary = f"transcribed {done} of {len(items)} file(s)"
         if failures:
             summary += "; failed: " + ", ".join(dict.fromkeys(str(p) for p, _ in failures))
-        _say(summary)
+        say(summary)
     return EXIT_FAILED if failures else EXIT_OK
 
 

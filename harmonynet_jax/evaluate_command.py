@@ -7,7 +7,7 @@ import argparse
 import time
 import traceback
 
-from harmonynet_jax.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, UsageError, _say
+from harmonynet_jax.cli import EXIT_FAILED, EXIT_MODEL, EXIT_OK, UsageError, say
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -47,7 +47,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             results, duration = estimate(pair)
         except Exception as err:
             failures.append((pair.name, f"{type(err).__name__}: {err}"))
-            _say(f"{pair.name}: failed: {err}")
+            say(f"{pair.name}: failed: {err}")
             if args.debug:
                 traceback.print_exc()
             continue
@@ -91,7 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
              end=seconds, title=f"{plot_name}: estimate vs reference (first {seconds:g} s)")
         print(f"piano roll written to {args.plot}")
     if failures:
-        _say(f"failed: {len(failures)} of {len(pairs)} piece(s): "
+        say(f"failed: {len(failures)} of {len(pairs)} piece(s): "
              + "; ".join(f"{n} ({m})" for n, m in failures))
     return EXIT_FAILED if failures else EXIT_OK
 
@@ -137,7 +137,7 @@ def _estimates_from_model(args: argparse.Namespace, cfg):
     try:
         model, origin = load_model(args.checkpoint, cfg)
     except ModelUnavailable as err:
-        _say(f"error: {err}")
+        say(f"error: {err}")
         return None
     cfg = tuned_config(origin, cfg)
     args.decoder = args.decoder or [cfg.decoder]
