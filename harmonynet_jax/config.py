@@ -138,8 +138,10 @@ class ScoreConfig:
     grid_per_beat: int = 4  # 16ths in simple meters (6 in compound ones)
     triplet_margin_s: float = 0.012  # triplets must fit better than 16ths by this much
     legato_gap: float = 0.45  # releases this close (share of the inter-onset time) are legato
+    legato_early_weight: float = 2.0  # onsets before the release count this x their distance
     release_beat_from: float = 2.0  # releases of notes this long (beats) snap to beats ...
     release_half_from: float = 1.0  # ... and of notes this long to half beats
+    release_stretch: float = 1.1  # written / played length of a note that is not legato
     # Hands and voices.
     hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span

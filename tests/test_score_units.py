@@ -29,11 +29,23 @@ from harmonynet_jax.score.meter import (
 from harmonynet_jax.score.meter_training import Example, fit, loss
 from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import analyze
+from harmonynet_jax.score.quantize import QNote, _snap_release, legato_fill
 from harmonynet_jax.score.tempo import BeatGrid, candidate_periods, onset_envelope, onset_groups
 
 FOUR = parse_time_signature("4/4")
 SIX_EIGHT = parse_time_signature("6/8")
 NONE: frozenset[F] = frozenset()
+
+
+def played_bars(written, beat: float, slope: int, bars: int = 4) -> list[tuple]:
+    """Four 4/4 bars of (quarter offset, quarter length) notes played at `beat` s, released
+    at 90 %, pitch falling `slope` semitones a quarter (so every note has its own pitch)."""
+    notes = []
+    for bar in range(bars):
+        for q, d in written:
+            t = (bar * 4 + q) * beat
+            notes.append((t, t + d * beat * 0.9, 72 - int(q * slope), 70))
+    return notes
 
 
 def test_written_values_show_the_beat() -> None:
@@ -93,11 +105,7 @@ def test_slower_levels_start_on_every_phase() -> None:
 def test_triplets_only_where_a_beat_fits_them() -> None:
     beat = 0.6
     written = [(0, 1), (1, 1 / 3), (4 / 3, 1 / 3), (5 / 3, 1 / 3), (2, 0.5), (2.5, 0.5), (3, 1)]
-    notes = []
-    for bar in range(4):
-        for q, d in written:
-            t = (bar * 4 + q) * beat
-            notes.append((t, t + d * beat * 0.9, 72 - int(q * 2), 70))
+    notes = played_bars(written, beat, slope=2)
     # The meter is given: this test is about triplets (meter estimation: fidelity tests).
     score, info = analyze(notes, time_signature="4/4")
     durations = sorted({F(n.duration.quarterLength).limit_denominator(12)
@@ -260,3 +268,55 @@ def test_meter_training_gradient_matches_finite_differences() -> None:
         assert abs(numeric - grad[j]) < 1e-5
     fitted = fit(examples, 1e-3)
     assert loss(fitted, examples, 1e-3)[0] < value
+
+
+def _q(start: float, end: float, release: float, pitch: int = 60) -> QNote:
+    return QNote(F(start).limit_denominator(48), F(end).limit_denominator(48), pitch, 64, 1,
+                 release)
+
+
+def test_legato_fill_prefers_the_onset_after_an_early_release() -> None:
+    cfg = ScoreConfig()
+    # A detached quarter (released at 0.72) over an inner voice moving in eighths: the
+    # inner voice's onset at 0.5 is nearer, but releases are early far more often than late.
+    held, inner = _q(0, 0.75, 0.72, 67), _q(0.5, 1, 0.95, 60)
+    beat = _q(1, 2, 1.9, 65)
+    out = {n.pitch: n for n in legato_fill([held, inner, beat], cfg)}
+    assert out[67].end == 1
+    # A legato 16th overlapping the next onset a little still ends on it.
+    notes = [_q(0, 0.5, 0.32, 72), _q(0.25, 0.5, 0.55, 74), _q(0.5, 0.75, 0.74, 76)]
+    assert {n.pitch: n.end for n in legato_fill(notes, cfg)}[72] == F(1, 4)
+    # Without the preference the nearer (earlier) onset wins.
+    equal = ScoreConfig(legato_early_weight=1.0)
+    assert {n.pitch: n.end for n in legato_fill([held, inner, beat], equal)}[67] == F(1, 2)
+
+
+def test_releases_are_read_as_early() -> None:
+    cfg = ScoreConfig()
+    # A quarter released at 85 % (before a rest: no legato fill) is written a quarter ...
+    assert _snap_release(0.0, 0.85, {}, 4, cfg) == 1.0
+    assert _snap_release(0.0, 0.85, {}, 4, ScoreConfig(release_stretch=1.0)) == 0.75
+    # ... and a legato 16th stays a 16th.
+    assert _snap_release(0.0, 0.24, {}, 4, cfg) == 0.25
+
+
+def test_sixteenth_triplets_where_a_beat_fits_them() -> None:
+    beat = 0.6
+    written = [(0, 1), (1, 1 / 6), (7 / 6, 1 / 6), (8 / 6, 1 / 6), (1.5, 0.5), (2, 1 / 3),
+               (7 / 3, 1 / 3), (8 / 3, 1 / 3), (3, 1)]
+    notes = played_bars(written, beat, slope=4)
+    score, _ = analyze(notes, time_signature="4/4")
+    bar = score.parts[0].getElementsByClass(stream.Measure)[1]
+    got = [(F(n.offset).limit_denominator(12), F(n.duration.quarterLength).limit_denominator(12),
+            bool(n.duration.tuplets)) for n in bar.recurse().notes]
+    assert got == [(F(0), F(1), False), (F(1), F(1, 6), True), (F(7, 6), F(1, 6), True),
+                   (F(4, 3), F(1, 6), True), (F(3, 2), F(1, 2), False), (F(2), F(1, 3), True),
+                   (F(7, 3), F(1, 3), True), (F(8, 3), F(1, 3), True), (F(3), F(1), False)]
+
+
+def test_sixths_are_written_in_the_largest_values_that_fit() -> None:
+    sixths = {F(0): 6}
+    assert split_values(F(0), F(1), F(0), FOUR, sixths) == [F(1)]
+    assert split_values(F(0), F(1, 2), F(0), FOUR, sixths) == [F(1, 2)]
+    assert split_values(F(1, 6), F(1), F(0), FOUR, sixths) == [F(1, 6), F(2, 3)]
+    assert split_values(F(1, 2), F(5, 6), F(0), FOUR, sixths) == [F(1, 6), F(1, 6)]

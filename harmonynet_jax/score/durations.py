@@ -3,11 +3,13 @@
 Rules (common engraving practice, kept small): a value of a beat or more starts on a beat
 (and in compound time is a whole number of beats); a shorter value stays inside its beat; in
 4/4 only a note starting on beat 1 may cross beat 3; triplet beats are written in thirds of the
-beat. Everything else becomes tied pieces.
+beat, 16th-triplet beats in thirds where the values allow and sixths otherwise. Everything else
+becomes tied pieces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 
 from harmonynet_jax.score.meter import Meter
@@ -64,21 +66,47 @@ def split_triplet(o: Fraction, end: Fraction, beat_start: Fraction,
     return out
 
 
+def split_sixths(o: Fraction, end: Fraction, beat_start: Fraction,
+                 meter: Meter) -> list[Fraction]:
+    """Written values covering [o, end) inside one 16th-triplet beat: the largest of a beat,
+    two or one eighth triplets (on a third), an eighth (on a half) or a 16th triplet."""
+    beat = meter.beat_ql
+    out: list[Fraction] = []
+    while o < end:
+        at = o - beat_start
+        for d, align in ((beat, beat), (2 * beat / 3, beat / 3), (beat / 2, beat / 2),
+                         (beat / 3, beat / 3), (beat / 6, beat / 6)):
+            if at % align == 0 and o + d <= end:
+                break
+        else:  # off the grid of sixths: what is left of the beat (music21 will tie it)
+            d = end - o
+        out.append(d)
+        o += d
+    return out
+
+
 def split_values(start: Fraction, end: Fraction, downbeat: Fraction, meter: Meter,
-                 triplet_beats: frozenset[Fraction]) -> list[Fraction]:
-    """Written values for [start, end) inside one bar whose (virtual) downbeat is given."""
+                 triplet_beats: Mapping[Fraction, int] | frozenset[Fraction]
+                 ) -> list[Fraction]:
+    """Written values for [start, end) inside one bar whose (virtual) downbeat is given.
+
+    `triplet_beats`: beat starts written in tuplets, with their division (3: eighth
+    triplets, 6: 16th triplets); a plain set means eighth triplets."""
+    division = (triplet_beats if isinstance(triplet_beats, Mapping)
+                else dict.fromkeys(triplet_beats, 3))
     beat = meter.beat_ql
     out: list[Fraction] = []
     o = start
     while o < end:
         beat_start = downbeat + ((o - downbeat) // beat) * beat
-        if beat_start in triplet_beats:
+        if beat_start in division:
             stop = min(end, beat_start + beat)
-            out += split_triplet(o, stop, beat_start, meter)
+            split = split_sixths if division[beat_start] == 6 else split_triplet
+            out += split(o, stop, beat_start, meter)
             o = stop
             continue
         stop = end
-        for b in sorted(triplet_beats):  # stop before the next triplet beat
+        for b in sorted(division):  # stop before the next tuplet beat
             if o < b < stop:
                 stop = b
         out += split_binary(o - downbeat, stop - downbeat, meter)

@@ -7,7 +7,7 @@ cannot hold two rhythms on one staff, and we want control over where ties go
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -103,7 +103,7 @@ def _tie_type(first: bool, last: bool) -> str | None:
 
 
 def _voice_elements(items: list[tuple[Item, Item | None]], downbeat: Fraction, lay: Layout,
-                    triplets: frozenset[Fraction], table: dict[int, str]
+                    triplets: Mapping[Fraction, int], table: dict[int, str]
                     ) -> list[tuple[Fraction, note.GeneralNote]]:
     out = []
     for it, whole in items:
@@ -198,7 +198,7 @@ def build_stream(q: Quantized, lay: Layout, k: m21key.Key, *, bpm: float,
 
 
 def _staff_part(notes: list[QNote], staff: int, lay: Layout, table: dict[int, str],
-                sharps: int, triplets: frozenset[Fraction], cfg: ScoreConfig
+                sharps: int, triplets: Mapping[Fraction, int], cfg: ScoreConfig
                 ) -> stream.PartStaff:
     part = stream.PartStaff()
     part.partName = PART_NAME

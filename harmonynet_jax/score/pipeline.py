@@ -127,7 +127,7 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
         meter = parse_time_signature(time_signature or "4/4")
         rhythm = Rhythm(regular_grid(0.0, 1.0, 60.0 / (tempo or DEFAULT_BPM)), meter, 0.0,
                         Fraction(0))
-        q = Quantized([], {1: frozenset(), 2: frozenset()})
+        q = Quantized([], {1: {}, 2: {}})
         k = m21key.Key("C")
     else:
         rhythm = choose_rhythm(notes_n, onset_groups(notes_n, cfg),
