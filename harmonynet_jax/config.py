@@ -148,13 +148,15 @@ class ScoreConfig:
     boundary_move_cost: float = 0.3  # per semitone the split point moves between chords
     held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
     balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
+    idle_hand_cost: float = 1.0  # per note beyond one of a chord left wholly to one hand
+    # while the other hand played the previous chord and holds nothing now
     gap_cost: float = 1.0  # per octave the split gap is narrower than the widest sounding gap
     boundary_prior: float = 0.02  # per semitone the first split point lies from middle C
     lh_high: int = 69  # left-hand notes above A4 cost ...
     rh_low: int = 52  # ... and right-hand notes below E3
     range_cost: float = 0.25  # per semitone beyond those
-    four_part_share: float = 0.7  # onsets sounding exactly four notes, for S+A / T+B staves
-    four_part_excess: float = 0.1  # ... and at most this share sounding more than four
+    four_part_thin: float = 0.12  # part writing (staves by voice): at most this share of
+    four_part_excess: float = 0.25  # onsets sounds under three notes, at most this over four
     max_voices: int = 3  # per staff; more simultaneous rhythms are cut
     # Notation.
     clef_to_bass: float = 57.0  # mean pitch of a treble-staff bar below this switches clef

@@ -18,7 +18,7 @@ from harmonynet_jax.score.fidelity import (
     part_notes,
     reference,
 )
-from harmonynet_jax.score.hands import _gap_costs, split_hands
+from harmonynet_jax.score.hands import _gap_costs, sounding, split_hands
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
     FEATURES,
@@ -27,6 +27,7 @@ from harmonynet_jax.score.meter import (
     parse_time_signature,
 )
 from harmonynet_jax.score.meter_training import Example, fit, loss
+from harmonynet_jax.score.parts import four_part_texture, match_voices, split_four_part
 from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import analyze
 from harmonynet_jax.score.quantize import QNote, _snap_release, legato_fill
@@ -212,6 +213,47 @@ def test_four_part_texture_puts_tenor_and_bass_on_the_lower_staff() -> None:
         got = sorted(by_onset[i])
         assert got == list(zip(chord, (2, 2, 1, 1), strict=True)), (i, got)
     assert sorted(by_onset[8]) == [(48, 2), (64, 2), (67, 1), (72, 1)]
+
+
+def test_a_free_hand_shares_the_chord() -> None:
+    """Bass and melody alternate with an inner pair (one note a hand, as in Beach's Prayer):
+    the left hand played the chord before and holds nothing, so it takes the lower note of the
+    pair instead of leaving both to the right hand."""
+    pairs = [(55, 72), (60, 63), (55, 74), (62, 65)] * 2
+    notes = [Note(0.4 * i + 0.005 * j, 0.4 * i + 0.36, p, 70)
+             for i, pair in enumerate(pairs) for j, p in enumerate(pair)]
+    assert split_hands(notes, ScoreConfig()) == [2, 1] * len(pairs)
+    no_cost = ScoreConfig(idle_hand_cost=0.0)
+    assert split_hands(notes, no_cost) != [2, 1] * len(pairs)
+
+
+def test_part_writing_follows_the_voices_through_rests() -> None:
+    """A quartet whose cello rests: the viola stays on the lower staff although it is now the
+    lowest of three voices that all lie above the last full sonority's middle."""
+    assert match_voices(np.array([60.0, 64.0, 69.0]), np.array([45.0, 52.0, 60.0, 64.0])) == (
+        1, 2, 3)
+    assert match_voices(np.array([45.0, 64.0, 67.0]), np.array([45.0, 52.0, 60.0, 64.0])) == (
+        0, 2, 3)
+    chords = [(45, 52, 60, 64), (45, 52, 60, 64), (60, 64, 69), (59, 64, 68), (62, 65, 71),
+              (45, 52, 60, 64)]
+    notes = [Note(0.5 * i + 0.004 * v, 0.5 * i + 0.45, p, 70)
+             for i, chord in enumerate(chords) for v, p in enumerate(chord)]
+    groups = [[k for k, n in enumerate(notes) if round(n.onset / 0.5) == i]
+              for i in range(len(chords))]
+    staves = split_four_part(notes, groups, sounding(notes, groups))
+    assert [staves[g[0]] for g in groups] == [2] * len(chords)  # bass, then viola alone
+    assert [staves[g[1]] for g in groups[2:5]] == [1, 1, 1]
+
+
+def test_part_writing_needs_voices_that_sound_throughout() -> None:
+    """Three or four sounding notes at almost every onset is part writing; a melody between
+    the strokes of an accompaniment (one or two notes) is not."""
+    cfg = ScoreConfig()
+    quartet = [np.arange(4)] * 6 + [np.arange(3)] * 4
+    assert four_part_texture(quartet, cfg)
+    accompanied = [np.arange(4), np.arange(1), np.arange(2), np.arange(4)] * 3
+    assert not four_part_texture(accompanied, cfg)
+    assert not four_part_texture([np.arange(6)] * 5 + [np.arange(4)] * 5, cfg)
 
 
 def test_the_hands_prefer_to_part_at_the_widest_gap() -> None:

@@ -8,10 +8,7 @@ usual register only weakly. A note struck while the same hand holds an earlier n
 little (it makes a second voice), so an Alberti bass under a held melody note stays in the
 left hand even above middle C.
 
-Four-part writing (chorales, string quartets) follows another convention: soprano and alto
-on the upper staff, tenor and bass on the lower, however far the tenor is from the bass. When
-the texture is steadily four-voiced (`four_part_texture`), notes therefore go by voice rank:
-the two lowest sounding voices are the lower staff (`split_four_part`).
+Part writing (chorales, string quartets) follows another convention: `parts`.
 """
 
 from __future__ import annotations
@@ -22,10 +19,10 @@ import numpy as np
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
+from harmonynet_jax.score.parts import four_part_texture, split_four_part
 
 LOWEST, HIGHEST = 20, 109  # boundaries lie between MIDI pitches LOWEST..HIGHEST
 HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is not "held"
-FOUR_PARTS = 4
 OCTAVE = 12.0
 
 
@@ -74,6 +71,24 @@ def _gap_costs(chord: np.ndarray, bounds: np.ndarray, cfg: ScoreConfig) -> np.nd
     return out
 
 
+def _idle_costs(pitches: np.ndarray, k_of_b: np.ndarray, held_below: np.ndarray,
+                n_held: int, previous: np.ndarray, bounds: np.ndarray, cfg: ScoreConfig
+                ) -> np.ndarray:
+    """Per boundary: a chord given wholly to one hand while the other hand played the
+    previous chord and now holds nothing (it is free, so a pianist would share the chord).
+    A hand that did not play the previous chord is resting: an oom-pah afterbeat chord
+    stays whole in the right hand."""
+    n = len(pitches)
+    out = np.zeros(len(bounds))
+    if cfg.idle_hand_cost == 0 or n < 2 or previous.size == 0:
+        return out
+    before_below = np.searchsorted(np.sort(previous), bounds)
+    lh_idle = (k_of_b == 0) & (before_below > 0) & (held_below == 0)
+    rh_idle = (k_of_b == n) & (before_below < previous.size) & (held_below == n_held)
+    out[lh_idle | rh_idle] = cfg.idle_hand_cost * (n - 1)
+    return out
+
+
 def sounding(notes: Sequence[Note], groups: list[list[int]]) -> list[np.ndarray]:
     """Per onset group, the pitches sounding just after it is struck (held notes too)."""
     onsets = np.array([n.onset for n in notes])
@@ -86,30 +101,6 @@ def sounding(notes: Sequence[Note], groups: list[list[int]]) -> list[np.ndarray]
         on[g] = True
         out.append(np.sort(pitches[on]))
     return out
-
-
-def four_part_texture(chords: list[np.ndarray], cfg: ScoreConfig) -> bool:
-    """Steadily four voices: most onsets sound exactly four notes, almost none more."""
-    if not chords:
-        return False
-    counts = np.array([len(c) for c in chords])
-    return bool(np.mean(counts == FOUR_PARTS) >= cfg.four_part_share
-                and np.mean(counts > FOUR_PARTS) <= cfg.four_part_excess)
-
-
-def split_four_part(notes: Sequence[Note], groups: list[list[int]],
-                    chords: list[np.ndarray]) -> list[int]:
-    """Staff by voice rank: below the middle of the latest four-note sonority is the lower
-    staff (tenor and bass), so a rest or a unison in one voice does not move the others."""
-    full = [c for c in chords if len(c) == FOUR_PARTS]
-    boundary = 0.5 * (full[0][1] + full[0][2]) if full else 60.0
-    staves = [1] * len(notes)
-    for g, chord in zip(groups, chords, strict=True):
-        if len(chord) == FOUR_PARTS:
-            boundary = 0.5 * (chord[1] + chord[2])
-        for i in g:
-            staves[i] = 2 if notes[i].pitch < boundary else 1
-    return staves
 
 
 def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
@@ -127,6 +118,7 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
     cost = cfg.boundary_prior * np.abs(bounds - 60.0)
     back: list[np.ndarray] = []
+    previous = np.zeros(0)
     for g, chord in zip(groups, chords, strict=True):
         pitches = np.array([notes[i].pitch for i in g], dtype=float)
         per_k = _split_costs(pitches, cfg)
@@ -137,10 +129,12 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
         same_side = (k_of_b * held_below
                      + (len(pitches) - k_of_b) * (held.size - held_below))
         gap = _gap_costs(chord, bounds, cfg)
+        idle = _idle_costs(pitches, k_of_b, held_below, held.size, previous, bounds, cfg)
+        previous = pitches
         trans = cost[None, :] + move  # [new boundary, previous boundary]
         prev = np.argmin(trans, axis=1)
         cost = (trans[np.arange(len(bounds)), prev] + per_k[k_of_b]
-                + cfg.held_note_cost * same_side + gap)
+                + cfg.held_note_cost * same_side + gap + idle)
         back.append(prev)
     b = int(np.argmin(cost))
     staves = [1] * len(notes)
