@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         "decoder": args.decoder,
         "onset_threshold": best["onset_threshold"],
         "frame_threshold": best["frame_threshold"],
+        "frame_margin_s": cfg.frame_margin_s,  # the tiling the thresholds were chosen with
         "calibrated_on": f"{args.data.name}/{args.split} ({len(pairs)} pieces)",
         "calibration_scores": {k: round(v, 4) for k, v in best.items()
                                if isinstance(v, float)},
