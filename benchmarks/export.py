@@ -1,6 +1,7 @@
 """Mobile export benchmark: file sizes of every exported variant, and the real-time factor of the
-app's TFLite loop (encode once per segment, greedy decode_step with the host grammar) against
-the JAX path on the same audio, on this machine's 2 cores.
+app's TFLite loops (token decoder: encode once per segment, greedy decode_step with the host
+grammar; frame decoder: overlapping segments through encode + frame_probs, then Onsets & Frames)
+against the JAX path on the same audio, on this machine's 2 cores.
 
     python benchmarks/export.py --preset small --seconds 6
 
@@ -31,10 +32,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from export import decode_loop, parity, pipeline, tflite  # noqa: E402
-from export.contract import Contract  # noqa: E402
+from export.contract import Contract, Decoding  # noqa: E402
 from export.stablehlo import float32_model  # noqa: E402
 from harmonynet_jax.config import ExportConfig, ModelConfig  # noqa: E402
 from harmonynet_jax.decoding import greedy_decode  # noqa: E402
+from harmonynet_jax.inference import segment_count  # noqa: E402
 from harmonynet_jax.model import HarmonyNet  # noqa: E402
 from harmonynet_jax.tokens import VOCAB  # noqa: E402
 from harmonynet_jax.weights import load_weights  # noqa: E402
@@ -95,6 +97,19 @@ def time_tflite(path: Path, contract: Contract, segs: np.ndarray, threads: int):
     return enc, dec, tokens, steps
 
 
+def time_tflite_frames(path: Path, contract: Contract, audio: np.ndarray, threads: int,
+                       decoding: Decoding) -> tuple[float, int, int]:
+    """(seconds, segments, notes) of the app's frame-decoder loop over `audio`, notes
+    included (encode + frame_probs per overlapping segment, then frames_to_notes)."""
+    model = tflite.TFLiteModel(path, contract, threads)
+    model.frame_probs(model.encode(np.zeros(contract.segment_samples, np.float32)))  # warm-up
+    t0 = time.perf_counter()
+    notes = decode_loop.frame_notes(model, audio, decoding)
+    seconds = time.perf_counter() - t0
+    count = segment_count(audio.size, contract.segment_samples, decoding.margin_samples)
+    return seconds, count, len(notes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", choices=["tiny", "small", "base"])
@@ -112,8 +127,10 @@ def main() -> None:
         label = f"preset {args.preset}, RANDOM weights"
     contract = Contract.from_config(model.config)
     out = args.out or Path(tempfile.mkdtemp(prefix="harmonynet_export_bench_"))
+    decoding = pipeline.recommended_decoding(model, args.checkpoint)
     t0 = time.perf_counter()
-    manifest = pipeline.export_model(model, out, ExportConfig(), log=lambda *_: None)
+    manifest = pipeline.export_model(model, out, ExportConfig(), log=lambda *_: None,
+                                     decoding=decoding)
     export_s = time.perf_counter() - t0
     half = pipeline.export_model(
         model, out / "coreml_fp16", ExportConfig(tflite_variants=(), coreml_precision="float16",
@@ -149,6 +166,16 @@ def main() -> None:
         print(f"  tflite {name:<20} {1e3 * enc / len(segs):13.1f}  "
               f"{1e3 * dec / max(steps, 1):15.2f}  {tokens / len(segs):10.1f}  "
               f"{(enc + dec) / audio_s:6.3f}  {full / seg_s:8.3f}")
+    print(f"\nframe decoder ({decoding.decoder!r} recommended): segments overlap by "
+          f"2 x {decoding.frame_margin_s} s; RTF = time / audio time, notes included")
+    print("path                         ms/segment  segments  notes    RTF")
+    for variant, n in ((v, n) for v in ExportConfig().tflite_variants for n in threads):
+        seconds, count, notes = time_tflite_frames(
+            out / pipeline.tflite_name(variant), contract, audio, n, decoding)
+        name = f"{variant}, {n} thread" + ("s" if n > 1 else "")
+        print(f"  tflite {name:<20} {1e3 * seconds / count:11.1f}  {count:8d}  {notes:5d}  "
+              f"{seconds / (audio.size / VOCAB.sample_rate):6.3f}")
+    print("\ntoken decoder, JAX")
     for batch, cached in ((1, True), (1, False), (len(segs), True)):
         seconds, tokens = time_jax(model, segs, batch, cached)
         full, _ = time_jax(model, segs, batch, cached, full=True)

@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parity-audio", type=Path, nargs="*", default=None,
                    help="audio files for the parity check instead of the fixture clips")
     p.add_argument("--keep-unmatched", action="store_true",
-                   help="keep fp16/int8 files whose tokens differ from the JAX model's")
+                   help="keep fp16/int8 files that transcribe differently from the JAX model "
+                        "(with the decoder the weights recommend)")
     p.add_argument("--threads", type=int, default=d.num_threads, help="TFLite threads (parity)")
     return p.parse_args(argv)
 

@@ -1,4 +1,5 @@
-"""The I/O contract of the exported model: signature names, tensor names, shapes and dtypes.
+"""The I/O contract of the exported model: signature names, tensor names, shapes and dtypes,
+and the decoder settings an app runs with them.
 
 One source for the TFLite signatures, the Core ML feature names, the manifest an app reads
 and the tests, so the targets cannot drift apart. Everything is static-shape and batch 1 (an
@@ -14,12 +15,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harmonynet_jax.config import ModelConfig
+from harmonynet_jax.config import InferenceConfig, ModelConfig
+from harmonynet_jax.frames import FrameDecoding
+from harmonynet_jax.inference import frame_margin
 from harmonynet_jax.model import HarmonyNet
 from harmonynet_jax.tokens import VOCAB
 
 ENCODE = "encode"
 DECODE_STEP = "decode_step"
+FRAME_PROBS = "frame_probs"
+SIGNATURE_NAMES = (ENCODE, DECODE_STEP, FRAME_PROBS)  # every exported signature, in file order
+FRAME_OUTPUTS = ("onset", "frame", "velocity")  # the frame head's outputs an app decodes
 # Core ML feature names must differ between inputs and outputs, so updated caches get a suffix
 # (TFLite uses the same names for both targets).
 K_CACHE, V_CACHE = "k_cache", "v_cache"
@@ -67,6 +73,8 @@ class Contract:
     max_decode_len: int  # L: decoder positions = cache slots = longest sequence incl. EOS
     vocab_size: int  # V
     num_steps: int  # 10 ms grid steps of one segment (bounds TIME tokens)
+    num_pitches: int  # P: keys of the frame head (88, MIDI min_pitch upwards)
+    hop_samples: int  # audio samples per encoder frame (S // T)
     layer_cache_shape: tuple[int, ...]  # one layer's self-attention K (or V), batch axis dropped
 
     @classmethod
@@ -80,6 +88,8 @@ class Contract:
             max_decode_len=config.max_decode_len,
             vocab_size=VOCAB.size,
             num_steps=config.segment_samples // VOCAB.samples_per_step,
+            num_pitches=VOCAB.num_pitches,
+            hop_samples=config.frontend.hop,
             layer_cache_shape=layer_cache_shape(config),
         )
 
@@ -130,8 +140,29 @@ class Contract:
         )
 
     @property
-    def signatures(self) -> tuple[Signature, Signature]:
-        return (self.encode, self.decode_step)
+    def frame_probs(self) -> Signature:
+        t, d, p = self.frames, self.d_model, self.num_pitches
+        docs = {
+            "onset": "P(a note starts in this frame), per key",
+            "frame": "P(the key sounds in this frame)",
+            "velocity": "velocity / 127 of a note starting here (read it at onsets)",
+        }
+        return Signature(
+            FRAME_PROBS,
+            (TensorSpec("memory", (1, t, d), "float32", "output of encode"),),
+            tuple(TensorSpec(k, (1, t, p), "float32", docs[k]) for k in FRAME_OUTPUTS),
+            "Frame head (sigmoid, 0..1) for the frame decoder: once per segment after encode.",
+        )
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        return tuple(getattr(self, name) for name in SIGNATURE_NAMES)
+
+    def signature(self, name: str) -> Signature:
+        """The signature called `name` (one of SIGNATURE_NAMES)."""
+        if name not in SIGNATURE_NAMES:
+            raise KeyError(f"unknown signature {name!r}; the contract has {SIGNATURE_NAMES}")
+        return getattr(self, name)
 
     def to_json(self) -> dict:
         sizes = dataclasses.asdict(self)
@@ -140,6 +171,51 @@ class Contract:
             "sizes": sizes,
             "signatures": {s.name: s.to_json() for s in self.signatures},
         }
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Which decoder an app runs after `encode`, and its settings: the weights file may
+    recommend the frame decoder (a model whose token decoder never trained), so the app must
+    not hard-code one. Written to the manifest as `decoding`."""
+
+    decoder: str  # "tokens" (encode + decode_step) or "frames" (encode + frame_probs)
+    onset_threshold: float
+    frame_threshold: float
+    min_note_frames: int
+    frame_margin_s: float  # context at each side of a segment when tiling for frames
+    margin_frames: int  # frame_margin_s in encoder frames (0: consecutive segments)
+    margin_samples: int  # margin_frames * hop: consecutive segments overlap by twice this
+    hop_seconds: float  # one encoder frame (notes are placed at frame centres)
+
+    @classmethod
+    def of(cls, model: HarmonyNet, cfg: InferenceConfig) -> Decoding:
+        """The settings of `cfg` (as `inference.tuned_config` reads a weights header)."""
+        hop = model.config.frontend.hop
+        margin = frame_margin(model, cfg)
+        return cls(
+            decoder=cfg.decoder,
+            onset_threshold=float(cfg.onset_threshold),
+            frame_threshold=float(cfg.frame_threshold),
+            min_note_frames=int(cfg.min_note_frames),
+            frame_margin_s=float(cfg.frame_margin_s),
+            margin_frames=margin,
+            margin_samples=margin * hop,
+            hop_seconds=hop / VOCAB.sample_rate,
+        )
+
+    def inference_config(self) -> InferenceConfig:
+        """The desktop transcriber's settings for the same frame decoding (parity runs it)."""
+        shared = ("decoder", "onset_threshold", "frame_threshold", "min_note_frames",
+                  "frame_margin_s")
+        return InferenceConfig(**{name: getattr(self, name) for name in shared})
+
+    @property
+    def frames(self) -> FrameDecoding:
+        return FrameDecoding(self.onset_threshold, self.frame_threshold, self.min_note_frames)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def layer_cache_shape(config: ModelConfig) -> tuple[int, ...]:

@@ -2,11 +2,12 @@
 
 coremltools cannot read the TF graph of current jax2tf (one XlaCallModule op), so Core ML is
 converted from StableHLO instead. One .mlpackage per signature (`encode.mlpackage`,
-`decode_step.mlpackage`), each with a single `main` function, the contract's feature names,
-shapes and dtypes, and the contract in its metadata. Target iOS 18 / macOS 15 (the converter's
-minimum). Compute precision is float32 by default (the graph the parity test checks);
-float16 (front end still float32) halves the weights and lets the Neural Engine run the
-transformer, but its numerics cannot be checked on Linux, where Core ML prediction does not run.
+`decode_step.mlpackage`, `frame_probs.mlpackage`), each with a single `main` function, the
+contract's feature names, shapes and dtypes, and the contract in its metadata. Target iOS 18 /
+macOS 15 (the converter's minimum). Compute precision is float32 by default (the graph the
+parity test checks); float16 (front end still float32) halves the weights and lets the Neural
+Engine run the transformer, but its numerics cannot be checked on Linux, where Core ML
+prediction does not run.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def convert(
 ) -> ct.models.MLModel:
     """The Core ML model of one signature, with named outputs and contract metadata."""
     exported = stablehlo.export(functions, name)
-    signature = {s.name: s for s in functions.contract.signatures}[name]
+    signature = functions.contract.signature(name)
     module = ir.Module.parse(exported.mlir_module(), context=jax_mlir.make_ir_context())
     program = hlo_to_mil(module, minimum_deployment_target=MINIMUM_TARGET)
     main = program.functions["main"]

@@ -1,9 +1,16 @@
-"""The reference decode loop of an app: tile the audio into segments, `encode` each once, then
-greedy `decode_step` with the grammar mask applied on the host (export.host_grammar), and turn
-the tokens into notes with the project's own decoder (tokens.decode_segment + tokens.stitch).
+"""The reference loops of an app.
 
-It drives any `StepModel` (the TFLite signature runners, or the same functions under jax.jit),
-so the parity check compares exactly what an Android or iOS app would run.
+Token decoder: tile the audio into consecutive segments, `encode` each once, then greedy
+`decode_step` with the grammar mask applied on the host (export.host_grammar), and turn the
+tokens into notes with the project's own decoder (tokens.decode_segment + tokens.stitch).
+
+Frame decoder: tile the audio into overlapping segments (manifest `decoding.margin_samples` of
+context at each side), `encode` then `frame_probs` each, keep each segment's middle, and decode
+the joined probabilities with Onsets & Frames (frames.frames_to_notes) — the tiling and joining
+of harmonynet_jax.inference, reused here rather than re-implemented.
+
+Both drive any model with the signatures (the TFLite signature runners, or the same functions
+under jax.jit), so the parity check compares exactly what an Android or iOS app would run.
 """
 
 from __future__ import annotations
@@ -17,17 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from export import host_grammar
-from export.contract import Contract
+from export.contract import FRAME_OUTPUTS, Contract, Decoding
 from export.stablehlo import ExportFunctions
-from harmonynet_jax import tokens
+from harmonynet_jax import inference, tokens
 from harmonynet_jax.tokens import VOCAB, Note, Pedal
 
 
-class StepModel(Protocol):
+class EncodeModel(Protocol):
     contract: Contract
 
     def encode(self, audio: np.ndarray) -> np.ndarray: ...
 
+
+class FrameModel(EncodeModel, Protocol):
+    def frame_probs(self, memory: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class StepModel(EncodeModel, Protocol):
     def decode_step(
         self, token: int, memory: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray,
         position: int,
@@ -42,6 +55,11 @@ def _jax_encode(functions: ExportFunctions, audio: jax.Array) -> jax.Array:
 @eqx.filter_jit
 def _jax_step(functions: ExportFunctions, *args: jax.Array):
     return functions.decode_step(*args)
+
+
+@eqx.filter_jit
+def _jax_frame_probs(functions: ExportFunctions, memory: jax.Array):
+    return functions.frame_probs(memory)
 
 
 class JaxStepModel:
@@ -64,6 +82,10 @@ class JaxStepModel:
             v_cache, jnp.array([position], jnp.int32),
         )
         return np.asarray(logits)[0], k, v
+
+    def frame_probs(self, memory: np.ndarray) -> dict[str, np.ndarray]:
+        probs = _jax_frame_probs(self.functions, jnp.asarray(memory))
+        return {k: np.asarray(p) for k, p in zip(FRAME_OUTPUTS, probs, strict=True)}
 
 
 def segments(audio: np.ndarray, segment_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,3 +161,25 @@ def notes_of(
         [Note(n.onset, min(n.offset, end), n.pitch, n.velocity) for n in notes if n.onset < end],
         [Pedal(p.onset, min(p.offset, end)) for p in pedals if p.onset < end],
     )
+
+
+def frame_probabilities(
+    model: FrameModel, audio: np.ndarray, decoding: Decoding
+) -> inference.FrameJoiner:
+    """The frame head over a whole recording, as an app computes it: overlapping segments
+    (`decoding.margin_samples` of context each side), one at a time, middles kept."""
+    c = model.contract
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    margin = decoding.margin_samples
+    count = inference.segment_count(audio.size, c.segment_samples, margin)
+    joiner = inference.FrameJoiner(count, c.frames, c.num_pitches, decoding.margin_frames)
+    for chunk in inference.chunks(audio, c.segment_samples, 1, margin):
+        joiner.add(chunk.first, model.frame_probs(model.encode(chunk.audio)), chunk.count)
+    return joiner
+
+
+def frame_notes(model: FrameModel, audio: np.ndarray, decoding: Decoding) -> list[Note]:
+    """Notes of the frame decoder over a whole recording (the manifest's thresholds)."""
+    num_frames = -(-np.asarray(audio).size // model.contract.hop_samples)
+    joiner = frame_probabilities(model, audio, decoding)
+    return joiner.finish(num_frames, decoding.hop_seconds, decoding.frames)

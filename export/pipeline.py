@@ -3,10 +3,11 @@ then parity of every TFLite variant with the JAX path on real clips.
 
 Output folder:
     vocab.json                 token names and grammar constants (tokens.VOCAB)
-    harmonynet_{fp32,fp16,int8}.tflite
-    encode.mlpackage, decode_step.mlpackage
+    harmonynet_{fp32,fp16,int8}.tflite   every signature (encode, decode_step, frame_probs)
+    encode.mlpackage, decode_step.mlpackage, frame_probs.mlpackage
     saved_model/               the jax2tf SavedModel the TFLite files come from
-    manifest.json              contract, files and sizes, parity results, tool versions
+    manifest.json              contract, recommended decoder and its settings, files and sizes,
+                               parity results, tool versions
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from export.contract import Contract, vocab_json
+from export.contract import Contract, Decoding, vocab_json
 from export.stablehlo import ExportFunctions
-from harmonynet_jax.config import ExportConfig
+from harmonynet_jax.config import ExportConfig, InferenceConfig
+from harmonynet_jax.inference import tuned_config
 from harmonynet_jax.model import HarmonyNet
 from harmonynet_jax.weights import load_weights
 
@@ -93,14 +95,25 @@ def _export_tflite(
             shutil.rmtree(saved, ignore_errors=True)
 
 
+def recommended_decoding(model: HarmonyNet, checkpoint: str | Path | None) -> Decoding:
+    """The decoder and thresholds the weights file's header recommends (as the desktop
+    transcriber reads them, `inference.tuned_config`), else InferenceConfig's defaults."""
+    return Decoding.of(model, tuned_config(checkpoint, InferenceConfig()))
+
+
 def export_model(
     model: HarmonyNet,
     out: Path,
     config: ExportConfig | None = None,
     log=print,
+    decoding: Decoding | None = None,
 ) -> dict:
-    """Writes every artifact of `model` into `out`; returns the manifest (without parity)."""
+    """Writes every artifact of `model` into `out`; returns the manifest (without parity).
+
+    decoding: what the manifest tells an app to run (default: InferenceConfig's defaults).
+    """
     config = config or ExportConfig()
+    decoding = decoding or recommended_decoding(model, None)
     out.mkdir(parents=True, exist_ok=True)
     functions = ExportFunctions.from_model(model)
     contract = functions.contract
@@ -129,6 +142,7 @@ def export_model(
         "model_config": asdict(model.config),
         "export_config": asdict(config),
         "contract": contract.to_json(),
+        "decoding": decoding.to_json(),
         "files": files,
         "sizes_bytes": {key: _size(out / name) for key, name in files.items()},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
@@ -142,6 +156,14 @@ def _write_manifest(out: Path, manifest: dict) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+def transcribes_alike(report: dict, decoder: str) -> bool:
+    """Whether a variant's parity `report` (parity.summary) gives the JAX model's notes with
+    `decoder`: the file is only as good as the decoder the app will run on it."""
+    if decoder == "frames":
+        return bool(report["frame_notes_identical"] and report["frame_probs_within_tolerance"])
+    return bool(report["tokens_identical"] and report["notes_identical"])
+
+
 def check_parity(
     model: HarmonyNet,
     out: Path,
@@ -152,29 +174,37 @@ def check_parity(
 ) -> dict:
     """Parity of every exported TFLite variant on `clips`, recorded in the manifest.
 
-    fp32 `passed` = identical tokens and notes and encode within tolerance. A reduced-precision
-    file whose tokens or notes differ from the JAX model's is removed (`shipped: false`)
-    unless config.keep_unmatched: an app should not ship a model that transcribes differently.
+    A file "transcribes like the JAX model" when the manifest's recommended decoder gives the
+    same notes: tokens and notes identical (token decoder), or frame-decoder notes identical
+    and frame probabilities within the variant's parity.FRAME_TOLERANCE (frame decoder).
+    fp32 `passed` = that, identical tokens whatever the decoder (the strict conversion check),
+    and memory and frame probabilities within their fp32 tolerances. A reduced-precision file
+    that transcribes differently is removed (`shipped: false`) unless config.keep_unmatched.
     """
     config = config or ExportConfig()
     from export import parity, tflite
 
     contract = Contract.from_config(model.config)
+    decoding = Decoding(**manifest["decoding"])
     candidates = {
         v: tflite.TFLiteModel(out / tflite_name(v), contract, config.num_threads)
         for v in config.tflite_variants
     }
-    results = parity.check_clips(model, candidates, clips, config.canonical)
-    report = {v: parity.summary(rows) for v, rows in results.items()}
+    results = parity.check_clips(model, candidates, clips, config.canonical, decoding)
+    report = {v: parity.summary(rows, v) for v, rows in results.items()}
     for variant, r in report.items():
-        same = bool(r["tokens_identical"] and r["notes_identical"])
+        same = transcribes_alike(r, decoding.decoder)
         if variant == "fp32":
-            r["passed"] = same and r["encode_max_abs_diff"] <= config.encode_tolerance
+            r["passed"] = (same and transcribes_alike(r, "tokens")
+                           and r["frame_probs_within_tolerance"]
+                           and r["encode_max_abs_diff"] <= config.encode_tolerance)
         r["shipped"] = same or variant == "fp32" or config.keep_unmatched
         log(
             f"parity {variant}: tokens identical {r['tokens_identical']}, notes identical "
             f"{r['notes_identical']}, token agreement {r['token_agreement']:.4f}, "
-            f"encode max |diff| {r['encode_max_abs_diff']:.2e}"
+            f"encode max |diff| {r['encode_max_abs_diff']:.2e}, frame_probs max |diff| "
+            f"{r['frame_probs_max_abs_diff']:.2e}, frame notes identical "
+            f"{r['frame_notes_identical']}"
         )
         if not r["shipped"]:
             del candidates[variant]  # release the file before removing it
@@ -201,7 +231,7 @@ def run(
 
     out = Path(out)
     model = load_weights(checkpoint)
-    manifest = export_model(model, out, config, log)
+    manifest = export_model(model, out, config, log, recommended_decoding(model, checkpoint))
     paths = audio if audio else parity.fixture_clips(config.parity_clips)
     if paths and config.parity_clips > 0 and config.tflite_variants:
         clips = [(p.name, parity.load_clip(p, config.parity_seconds)) for p in paths]

@@ -1,4 +1,5 @@
-"""The two exported functions in JAX, and their StableHLO (`jax.export`) form.
+"""The exported functions in JAX (`encode`, `decode_step`, `frame_probs`), and their
+StableHLO (`jax.export`) form.
 
 Both targets start here: TFLite wraps these functions with jax2tf, Core ML converts their
 StableHLO. The functions close over the weights (they become graph constants) and follow the
@@ -6,12 +7,14 @@ contract in `export.contract`: batch 1, static shapes, per-layer self-attention 
 into one [N, *layer cache] tensor each for keys and values (the model's own per-layer
 layout, so a step needs no transposes). `decode_step` recomputes the
 cross-attention keys/values from `memory` every step (`precompute_cross=False` in the model),
-so the step has only two state tensors besides the memory.
+so the step has only two state tensors besides the memory. `frame_probs` is the frame head
+with the sigmoid the desktop frame decoder applies (harmonynet_jax.inference).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import equinox as eqx
@@ -19,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import export as jax_export
 
-from export.contract import ENCODE, Contract, Signature
+from export.contract import FRAME_OUTPUTS, Contract, Signature
 from harmonynet_jax.model import HarmonyNet, KVCache
 
 
@@ -36,7 +39,8 @@ def float32_model(model: HarmonyNet) -> HarmonyNet:
 
 
 class ExportFunctions(eqx.Module):
-    """`encode` and `decode_step` as plain array functions of the contract's tensors.
+    """Every contract signature as a method of the same name whose parameters are the
+    signature's inputs and whose outputs come in the signature's order.
 
     A pytree (the weights are its leaves), so jitted callers can pass it as an argument.
     """
@@ -75,21 +79,25 @@ class ExportFunctions(eqx.Module):
             jnp.concatenate(cache.self_v, axis=0),
         )
 
+    def frame_probs(self, memory: jax.Array) -> tuple[jax.Array, ...]:
+        logits = self.model.frame_logits(memory.astype(jnp.float32))
+        return tuple(jax.nn.sigmoid(logits[k].astype(jnp.float32)) for k in FRAME_OUTPUTS)
+
     def function(self, name: str) -> tuple[Callable, Signature]:
         """A plain closure over the weights (they become graph constants) whose parameter
         names are the contract's input names: jax.export and Core ML keep them."""
-        signature = {s.name: s for s in self.contract.signatures}[name]
-        if name == ENCODE:
+        signature = self.contract.signature(name)
+        method = getattr(self, name)
+        parameters = inspect.signature(method)
+        if list(parameters.parameters) != [t.name for t in signature.inputs]:
+            raise RuntimeError(f"{name}{parameters} does not take the contract's inputs")
 
-            def encode(audio):
-                return self.encode(audio)
+        def fn(*args: jax.Array):
+            return method(*args)
 
-            return encode, signature
-
-        def decode_step(token, memory, k_cache, v_cache, position):
-            return self.decode_step(token, memory, k_cache, v_cache, position)
-
-        return decode_step, signature
+        fn.__name__ = name
+        fn.__signature__ = parameters  # the names jax.export records
+        return fn, signature
 
 
 def abstract_inputs(signature: Signature) -> list[jax.ShapeDtypeStruct]:

@@ -1,5 +1,6 @@
-"""TFLite through TensorFlow: jax2tf -> SavedModel (signatures `encode`, `decode_step`) ->
-TFLiteConverter with TFLITE_BUILTINS only, in three weight variants.
+"""TFLite through TensorFlow: jax2tf -> SavedModel (signatures `encode`, `decode_step`,
+`frame_probs`) -> TFLiteConverter with TFLITE_BUILTINS only, in three weight variants; each
+.tflite file holds every signature.
 
 jax2tf's native serialization puts the StableHLO of each function in one XlaCallModule op; the
 TFLite converter legalizes that op's StableHLO to builtin TFLite ops, so the .tflite files need
@@ -27,8 +28,11 @@ from jax.experimental import jax2tf  # noqa: E402
 from export.contract import (  # noqa: E402
     DECODE_STEP,
     ENCODE,
+    FRAME_OUTPUTS,
+    FRAME_PROBS,
     K_CACHE,
     K_CACHE_OUT,
+    SIGNATURE_NAMES,
     V_CACHE,
     V_CACHE_OUT,
     Contract,
@@ -56,7 +60,8 @@ def _named_outputs(fn, names: list[str]):
 
 
 def build_module(functions: ExportFunctions) -> tf.Module:
-    """A tf.Module whose two tf.functions return dicts keyed by the contract's output names."""
+    """A tf.Module with one tf.function per signature, each returning a dict keyed by the
+    contract's output names."""
     module = tf.Module()
     for signature in functions.contract.signatures:
         fn, _ = functions.function(signature.name)
@@ -81,7 +86,7 @@ def convert(saved_model: Path, variant: str) -> bytes:
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; choose from {VARIANTS}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model), signature_keys=[ENCODE, DECODE_STEP]
+        str(saved_model), signature_keys=list(SIGNATURE_NAMES)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant in ("fp16", "int8"):
@@ -92,23 +97,21 @@ def convert(saved_model: Path, variant: str) -> bytes:
 
 
 class TFLiteModel:
-    """The two signature runners of a .tflite file, as an app drives them (batch 1).
+    """The signature runners of a .tflite file, as an app drives them (batch 1).
 
-    Implements the `export.decode_loop.StepModel` protocol.
+    Implements the `export.decode_loop.StepModel` and `FrameModel` protocols.
     """
 
     def __init__(self, path: str | Path, contract: Contract, num_threads: int = 2):
         self.path = Path(path)
         self.contract = contract
         self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-        self._encode = self.interpreter.get_signature_runner(ENCODE)
-        self._step = self.interpreter.get_signature_runner(DECODE_STEP)
+        self.runners = {n: self.interpreter.get_signature_runner(n) for n in SIGNATURE_NAMES}
 
     def signature_io(self) -> dict[str, dict[str, dict[str, tuple[tuple[int, ...], str]]]]:
         """{signature: {"inputs"|"outputs": {name: (shape, dtype)}}} as the file declares."""
         out = {}
-        for name in (ENCODE, DECODE_STEP):
-            runner = self.interpreter.get_signature_runner(name)
+        for name, runner in self.runners.items():
             out[name] = {
                 kind: {
                     key: (tuple(int(d) for d in det["shape"]), np.dtype(det["dtype"]).name)
@@ -123,7 +126,11 @@ class TFLiteModel:
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, np.float32).reshape(1, self.contract.segment_samples)
-        return self._encode(audio=audio)["memory"]
+        return self.runners[ENCODE](audio=audio)["memory"]
+
+    def frame_probs(self, memory: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.runners[FRAME_PROBS](memory=np.asarray(memory, np.float32))
+        return {k: out[k] for k in FRAME_OUTPUTS}
 
     def decode_step(
         self,
@@ -133,7 +140,7 @@ class TFLiteModel:
         v_cache: np.ndarray,
         position: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out = self._step(
+        out = self.runners[DECODE_STEP](
             token=np.array([token], np.int32),
             memory=memory,
             **{K_CACHE: k_cache, V_CACHE: v_cache},

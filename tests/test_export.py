@@ -1,6 +1,7 @@
 """Mobile export (issue 8): the CLI end to end on a tiny random-weights model, TFLite parity with
-the JAX path on rendered fixture clips through the app's decode loop, the Core ML packages'
-I/O contract, vocab.json, and the numpy grammar against harmonynet_jax.grammar.
+the JAX path on rendered fixture clips through the app's token and frame loops, the Core ML
+packages' I/O contract, the manifest's recommended decoder, vocab.json, and the numpy grammar
+against harmonynet_jax.grammar.
 
 Skips only when the export extra (TensorFlow, LiteRT, coremltools, stablehlo-coreml) is missing.
 """
@@ -23,13 +24,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from export import coreml, decode_loop, host_grammar, parity, tflite  # noqa: E402
+from export import coreml, decode_loop, host_grammar, parity, pipeline, tflite  # noqa: E402
 from export.__main__ import main  # noqa: E402
-from export.contract import Contract, vocab_json  # noqa: E402
-from export.pipeline import tflite_name  # noqa: E402
+from export.contract import SIGNATURE_NAMES, Contract, Decoding, vocab_json  # noqa: E402
+from export.pipeline import recommended_decoding, tflite_name, transcribes_alike  # noqa: E402
 from export.stablehlo import ExportFunctions, float32_model  # noqa: E402
 from harmonynet_jax import grammar  # noqa: E402
-from harmonynet_jax.config import ModelConfig  # noqa: E402
+from harmonynet_jax.config import ExportConfig, InferenceConfig, ModelConfig  # noqa: E402
 from harmonynet_jax.model import HarmonyNet  # noqa: E402
 from harmonynet_jax.tokens import VOCAB  # noqa: E402
 from harmonynet_jax.weights import load_weights, save_weights  # noqa: E402
@@ -60,17 +61,27 @@ def test_cli_writes_every_artifact(exported):
     manifest = json.loads((out / "manifest.json").read_text())
     for name in manifest["files"].values():
         assert (out / name).exists(), name
-    assert {"vocab", "saved_model", "tflite_fp32", "coreml_encode", "coreml_decode_step"} <= set(
-        manifest["files"])
+    coreml = {f"coreml_{name}" for name in SIGNATURE_NAMES}
+    assert {"vocab", "saved_model", "tflite_fp32", *coreml} <= set(manifest["files"])
     assert manifest["contract"] == json.loads(json.dumps(Contract.from_config(TINY).to_json()))
+    assert set(manifest["contract"]["signatures"]) == set(SIGNATURE_NAMES)
+    # No recommendation in the weights header: InferenceConfig's defaults.
+    decoding = Decoding(**manifest["decoding"])
+    assert decoding == Decoding.of(HarmonyNet(TINY, key=jax.random.key(0)), InferenceConfig())
+    assert decoding.decoder == "tokens" and decoding.margin_frames > 0
     report = manifest["parity"]
     assert set(report) == {"fp32", "fp16", "int8"}
     fp32 = report["fp32"]
     assert fp32["passed"] and fp32["tokens_identical"] and fp32["clips"][0]["tokens"] > 0
-    # A reduced-precision file ships only if it transcribes exactly like the JAX model.
+    assert fp32["frame_probs_within_tolerance"] and fp32["frame_notes_identical"]
+    assert fp32["frame_probs_max_abs_diff"] <= fp32["frame_probs_tolerance"] == 1e-4
+    assert fp32["clips"][0]["frame_notes"] > 0
+    # A reduced-precision file ships only if it transcribes exactly like the JAX model (with
+    # the recommended decoder: tokens here).
     for variant, r in report.items():
         identical = r["tokens_identical"] and r["notes_identical"]
         assert r["shipped"] == (identical or variant == "fp32"), variant
+        assert r["frame_probs_tolerance"] == parity.FRAME_TOLERANCE[variant]
         assert (out / tflite_name(variant)).exists() == r["shipped"], variant
     sizes = manifest["sizes_bytes"]
     if "tflite_fp16" in sizes:
@@ -107,7 +118,8 @@ def test_int8_file_size(tmp_path, exported):
 
 
 def test_tflite_fp32_matches_jax_on_fixture_clips(exported, contract):
-    """The app's loop over the fp32 file gives exactly the JAX tokens and notes."""
+    """The app's loops over the fp32 file give exactly the JAX tokens and notes, and the
+    desktop frame decoder's notes (frame_probs run by the real interpreter)."""
     out, model = exported
     clips = [(p.name, parity.load_clip(p, 2.5)) for p in parity.fixture_clips(3)[1:]]
     candidate = tflite.TFLiteModel(out / tflite_name("fp32"), contract)
@@ -116,6 +128,59 @@ def test_tflite_fp32_matches_jax_on_fixture_clips(exported, contract):
         assert row.encode_max_abs_diff <= 1e-4, row
         assert row.tokens_identical and row.notes_identical, row
         assert row.tokens > 2 * row.segments, row  # more than TIE_END + EOS per segment
+        assert row.frame_probs_max_abs_diff <= parity.FRAME_TOLERANCE["fp32"], row
+        assert row.frame_notes_identical and row.frame_notes > 0, row
+
+
+def test_tflite_frame_probs_are_the_desktop_probabilities(exported, contract):
+    """frame_probs of each variant file against harmonynet_jax.inference's own frame head
+    (sigmoid of all three heads, velocity included), on one encoded segment."""
+    from harmonynet_jax.inference import _frame_probs
+
+    out, model = exported
+    audio = parity.load_clip(parity.fixture_clips(1)[0], None)[: contract.segment_samples]
+    memory = np.asarray(float32_model(model).encode(jnp.asarray(audio)[None]))
+    want = {k: np.asarray(v, np.float32) for k, v in _frame_probs(model, memory).items()}
+    for path in sorted(out.glob("*.tflite")):
+        variant = path.stem.removeprefix("harmonynet_")
+        got = tflite.TFLiteModel(path, contract).frame_probs(memory)
+        assert set(got) == set(want)
+        for key, probs in got.items():
+            assert probs.shape == (1, contract.frames, contract.num_pitches)
+            assert probs.min() >= 0.0 and probs.max() <= 1.0
+            # the desktop path rounds to float16 (5e-4 near 1)
+            tolerance = max(parity.FRAME_TOLERANCE[variant], 5e-4)
+            assert float(np.abs(probs - want[key]).max()) <= tolerance, (variant, key)
+
+
+def test_manifest_decoding_follows_the_weights_header(tmp_path):
+    """A weights file that recommends the frame decoder (as models/harmonynet.eqx does)
+    puts that decoder and its thresholds in the manifest; apps read them from there."""
+    model = HarmonyNet(TINY, key=jax.random.key(0))
+    info = {"decoder": "frames", "onset_threshold": 0.6, "frame_threshold": 0.3}
+    path = save_weights(tmp_path / "tuned.eqx", model, info=info)
+    decoding = recommended_decoding(model, path)
+    assert (decoding.decoder, decoding.onset_threshold, decoding.frame_threshold) == (
+        "frames", 0.6, 0.3)
+    assert decoding.frame_margin_s == InferenceConfig().frame_margin_s
+    hop = Contract.from_config(TINY).hop_samples
+    assert decoding.margin_samples == decoding.margin_frames * hop
+    nothing_but_json = ExportConfig(tflite_variants=(), coreml=False, saved_model=False)
+    manifest = pipeline.export_model(model, tmp_path / "out", nothing_but_json,
+                                     log=lambda *_: None, decoding=decoding)
+    written = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["decoding"] == written["decoding"] == decoding.to_json()
+    assert recommended_decoding(model, None).decoder == InferenceConfig().decoder
+    assert Decoding.of(model, decoding.inference_config()) == decoding
+
+
+def test_recommended_decoder_decides_what_ships():
+    """fp16/int8 ship when the decoder the manifest recommends gives the JAX notes."""
+    report = {"tokens_identical": False, "notes_identical": False,
+              "frame_notes_identical": True, "frame_probs_within_tolerance": True}
+    assert transcribes_alike(report, "frames") and not transcribes_alike(report, "tokens")
+    report |= {"tokens_identical": True, "notes_identical": True, "frame_notes_identical": False}
+    assert transcribes_alike(report, "tokens") and not transcribes_alike(report, "frames")
 
 
 def test_cache_slots_after_position_are_ignored(exported, contract):
@@ -145,6 +210,7 @@ def test_parity_check_detects_another_model(exported, contract):
     row = parity.compare(other, parity.jax_reference(model, audio), audio)
     assert row.encode_max_abs_diff > 1e-2
     assert not row.tokens_identical
+    assert row.frame_probs_max_abs_diff > 1e-2 and not row.frame_notes_identical
 
 
 def test_jax_step_loop_matches_batched_greedy_decode(exported):
@@ -158,13 +224,14 @@ def test_jax_step_loop_matches_batched_greedy_decode(exported):
         audio,
     )
     assert row.tokens_identical and row.notes_identical and row.encode_max_abs_diff < 1e-5
+    assert row.frame_notes_identical and row.frame_probs_max_abs_diff < 1e-5
 
 
-@pytest.mark.parametrize("name", ["encode", "decode_step"])
+@pytest.mark.parametrize("name", SIGNATURE_NAMES)
 def test_coreml_package_follows_the_contract(exported, contract, name):
     out, _ = exported
     spec = coreml.load_spec(out / f"{name}.mlpackage")
-    signature = {s.name: s for s in contract.signatures}[name]
+    signature = contract.signature(name)
     io = coreml.spec_io(spec)
     assert io["inputs"] == {t.name: (t.shape, t.dtype) for t in signature.inputs}
     assert io["outputs"] == {t.name: (t.shape, t.dtype) for t in signature.outputs}
