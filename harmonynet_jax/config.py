@@ -115,18 +115,19 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 3.792), ("fit", 10.78), ("contrast", -0.0009607), ("syncopation", 33.14),
-        ("held_syncopation", 31.44), ("onset_period", 0.5812), ("chroma_period", -0.1361),
-        ("long", 0.5423), ("ioi", 0.2102), ("bass", -0.5605), ("bass_change", 0.6434),
-        ("density", -0.06621), ("velocity", 0.05521), ("harmony", 1.105), ("half_bar", -0.201),
-        ("bar_pairs", 0.001692), ("bar_onsets", -10.15), ("bar_onsets2", 3.107), ("bar_s", -4.282),
-        ("bar_s2", -0.01472), ("ties", 8.428), ("pickup", 8.893), ("pickup_any", -2.59),
-        ("end_onset", -0.1608), ("end_release", 6.694), ("half_long", 1.153), ("half_ioi", -1.402),
-        ("half_bass", 0.4044), ("half_bass_change", -0.6643), ("half_density", -0.5824),
-        ("half_harmony", -0.2373), ("pairs_long", -0.4555), ("pairs_ioi", 0.4091),
-        ("pairs_bass", -0.1681), ("pairs_bass_change", -0.01119), ("pairs_density", -1.319),
-        ("pairs_harmony", -0.1632), ("m:2/4", -0.1276), ("m:3/4", 1.291), ("m:4/4", 1.812),
-        ("m:6/8", 0.3594), ("m:3/8", -3.24), ("m:3/8e", -5.745),
+        ("tempo", 2.740), ("fit", 8.467), ("contrast", -0.130), ("syncopation", 26.330),
+        ("held_syncopation", 22.471), ("onset_period", -5.418), ("chroma_period", -0.575),
+        ("long", 0.529), ("ioi", 0.201), ("bass", -0.523), ("bass_change", 0.643),
+        ("density", -0.060), ("velocity", 0.046), ("harmony", 1.059), ("half_bar", -0.189),
+        ("bar_pairs", 0.022), ("bar_onsets", -5.337), ("bar_onsets2", 2.035), ("bar_s", -4.531),
+        ("bar_s2", -0.218), ("ties", 6.886), ("pickup", 8.559), ("pickup_any", -2.472),
+        ("end_onset", -0.185), ("end_release", 6.582), ("half_long", 1.027), ("half_ioi", -1.265),
+        ("half_bass", 0.359), ("half_bass_change", -0.627), ("half_density", -0.430),
+        ("half_harmony", -0.244), ("pairs_long", -0.465), ("pairs_ioi", 0.309),
+        ("pairs_bass", -0.217), ("pairs_bass_change", -0.007), ("pairs_density", -1.243),
+        ("pairs_harmony", -0.227), ("bar_period", -2.456), ("bar_period_mean", -5.193),
+        ("m:2/4", -0.066), ("m:3/4", 0.959), ("m:4/4", 1.307), ("m:6/8", 0.272), ("m:3/8", -2.353),
+        ("m:3/8e", -4.346),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.

@@ -22,6 +22,8 @@ from harmonynet_jax.score.hands import _gap_costs, sounding, split_hands
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
     FEATURES,
+    THREE_EIGHT_SIMPLE,
+    bar_period,
     downbeat_gain,
     harmonic_novelty,
     parse_time_signature,
@@ -292,6 +294,18 @@ def test_harmonic_novelty_and_downbeat_gain_find_the_chord_changes() -> None:
     gains = [downbeat_gain(novelty, 1, 2, phase) for phase in (0, 1)]
     assert gains[0] > 1.0 > 0.0 > gains[1]
     assert downbeat_gain(novelty, 1, 1, 0) == 0.0  # one-beat bars: nothing to compare
+
+
+def test_bar_period_compares_the_same_bar_lengths_for_every_reading() -> None:
+    """A rhythm repeating every three eighths (a 3/8 tune; 16th grid, four steps a
+    quarter): the 3/8 reading in eighths repeats best, a 4/4 reading of the same onsets
+    pays; both compare the same lags in quarter notes, whatever beat they count."""
+    cycle = np.array([2.0, 0.0, 1.0, 0.0, 1.0, 0.0])  # a quarter and an eighth, in 16ths
+    pattern = np.tile(cycle, 12)
+    in_three = bar_period(pattern, THREE_EIGHT_SIMPLE, 2)  # 2 steps an eighth beat
+    in_four = bar_period(pattern, FOUR, 4)
+    assert in_three["bar_period"] == 0.0 and in_three["bar_period_mean"] > 0.1
+    assert in_four["bar_period"] < -0.2 and in_four["bar_period_mean"] < -0.1
 
 
 def test_meter_training_gradient_matches_finite_differences() -> None:

@@ -14,9 +14,10 @@ a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
     long notes, long inter-onset times, low bass notes, new bass notes, many notes, loud
     notes, and harmonic change (novelty of the pitch-class profile between the bar before
     and the bar after a beat),
-  - bar-length cues: onset patterns and pitch-class profiles repeating one bar later, beat 1
-    stronger than beat 3 (4/4), strong and weak bars alternating (2/4, 6/8, 3/8 in one),
-    for the combined accent and for each downbeat cue, onsets and seconds per bar,
+  - bar-length cues: onset patterns and pitch-class profiles repeating one bar later (also
+    against the same bar lengths in quarter notes for every reading), beat 1 stronger than
+    beat 3 (4/4), strong and weak bars alternating (2/4, 6/8, 3/8 in one), for the combined
+    accent and for each downbeat cue, onsets and seconds per bar,
   - notes tied over barlines, the pickup's length, how the excerpt ends,
   - a bias per meter (a learned prior).
 The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
@@ -49,6 +50,11 @@ MAX_HARMONY_WINDOW = 4  # beats each side of a candidate downbeat for harmonic n
 # bars of 1- and 2-beat bars (`hyper_cues`): what tells 4/4 from 2/4 and 6/8 from 3/8.
 HYPER_CUES = ("long", "ioi", "bass", "bass_change", "density", "harmony")
 
+# Bias features, one per meter a reading can have (3/8e: 3/8 counted in eighths).
+METER_NAMES = ("m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e")
+# Bar lengths (quarter notes) of the meters read; `bar_period` compares their periodicities.
+BAR_QUARTERS = (Fraction(3, 2), Fraction(2), Fraction(3), Fraction(4))
+
 # The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
 FEATURES = (
     "tempo", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
@@ -57,7 +63,7 @@ FEATURES = (
     "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
     "end_release",
     *(f"{kind}_{cue}" for kind in ("half", "pairs") for cue in HYPER_CUES),
-    "m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e",
+    "bar_period", "bar_period_mean", *METER_NAMES,
 )
 
 
@@ -389,6 +395,23 @@ def bar_size(x: np.ndarray, bar_s: float, n: int) -> dict[str, float]:
             "bar_s2": seconds**2}
 
 
+def bar_period(pattern: np.ndarray, meter: Meter, steps: int) -> dict[str, float]:
+    """How much the onset pattern repeats after this reading's bar, against the bar lengths
+    of `BAR_QUARTERS` (the same lags in quarter notes for every reading): minus the best of
+    them (`bar_period`, 0 when this bar repeats best) and minus their mean (`bar_period_mean`).
+
+    `onset_period` compares lags counted in the reading's own beats, whose baseline
+    differs between levels (three eighths, three quarters); here a 3/8 tune read in 4/4 (a
+    bar of eight eighths) pays for a rhythm that repeats every three eighths.
+    """
+    per_quarter = Fraction(steps) / meter.beat_ql
+    others = [periodicity(pattern, int(q * per_quarter)) for q in BAR_QUARTERS
+              if (q * per_quarter).denominator == 1]
+    own = periodicity(pattern, int(meter.bar_ql * per_quarter))
+    return {"bar_period": own - max([own, *others]),
+            "bar_period_mean": own - float(np.mean([own, *others]))}
+
+
 def bar_features(on: np.ndarray, off: np.ndarray, n: int, phase: int) -> dict[str, float]:
     """Notes tied over barlines (per bar), the pickup's share of a bar, and the ending: the
     last onset off a downbeat, the last release's distance to a barline (bar shares)."""
@@ -494,6 +517,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
                     {lag: chroma_similarity(cues.chroma, lag) for lag in {n, *PERIOD_LAGS}}, n),
             )
             features.update(bar_size(x, period * n, n))
+            features.update(bar_period(pattern, meter, steps))
             if forced is None:
                 features[meter_name(meter)] = 1.0
             accent = _z(cues.ioi) + _z(cues.bass) + _z(novelty)
