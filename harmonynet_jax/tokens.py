@@ -127,7 +127,10 @@ def normalize(notes, pedals=None) -> tuple[list[Note], list[Pedal]]:
 def encode_performance(notes, pedals=None, steps: int = VOCAB.num_time) -> list[np.ndarray]:
     """Tokens of consecutive segments of `steps` steps tiling the whole performance."""
     note_arr, pedal_arr = _as_note_array(notes), _as_pedal_array(pedals)
-    ends = [0.0, *note_arr[:, 1].tolist(), *pedal_arr[:, 1].tolist()]
+    # Ends on the grid, as encoded: a note shorter than a step lasts one, so one that starts
+    # on the last step ends after it and needs a segment of its own.
+    grid_notes, grid_pedals = _rust.normalize(note_arr, pedal_arr)
+    ends = [0.0, *np.asarray(grid_notes)[:, 1].tolist(), *np.asarray(grid_pedals)[:, 1].tolist()]
     end_step = round(max(ends) * VOCAB.steps_per_second)
     count = max(1, -(-end_step // steps))
     seconds = steps / VOCAB.steps_per_second

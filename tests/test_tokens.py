@@ -106,3 +106,13 @@ def test_round_trip_through_segments_is_exact_on_the_grid(rng, steps):
     want_notes, want_pedals = T.normalize(notes, pedals)
     assert rounded(got_notes) == rounded(want_notes)
     assert rounded(got_pedals) == rounded(want_pedals)
+
+
+@pytest.mark.parametrize("steps", [37, 100, 200, 512])
+def test_a_short_note_on_the_last_grid_step_gets_its_segment(steps):
+    # 11.997-12.001 s lies on step 1200 and lasts one step: the segments must reach 12.01 s
+    # (found by the round-trip property above).
+    notes = np.array([[11.997, 12.001, 76, 114], [1.0, 2.0, 60, 80]])
+    segments = [T.decode_segment(s) for s in T.encode_performance(notes, None, steps)]
+    got, _ = T.stitch(segments, steps)
+    assert rounded(got) == rounded(T.normalize(notes)[0])
