@@ -180,6 +180,6 @@ def frame_probabilities(
 
 def frame_notes(model: FrameModel, audio: np.ndarray, decoding: Decoding) -> list[Note]:
     """Notes of the frame decoder over a whole recording (the manifest's thresholds)."""
-    num_frames = -(-np.asarray(audio).size // model.contract.hop_samples)
+    num_frames = inference.frame_count(np.asarray(audio).size, model.contract.hop_samples)
     joiner = frame_probabilities(model, audio, decoding)
     return joiner.finish(num_frames, decoding.hop_seconds, decoding.frames)

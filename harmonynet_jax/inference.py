@@ -292,6 +292,11 @@ def clip_to(notes: Sequence[Note], pedals: Sequence[Pedal], end: float
     )
 
 
+def frame_count(num_samples: int, hop: int) -> int:
+    """Frames of a recording: one per started hop (the frame decoder's output length)."""
+    return -(-num_samples // hop)
+
+
 def frame_margin(model: HarmonyNet, cfg: InferenceConfig) -> int:
     """`cfg.frame_margin_s` in encoder frames (0 when it would leave no segment middle)."""
     mc = model.config
@@ -341,7 +346,7 @@ def frame_probabilities(model: HarmonyNet, audio: np.ndarray, cfg: InferenceConf
     with any thresholds (calibration)."""
     _, frames = _joiners(model, audio, ("frames",), cfg.batch_size, cfg, None)
     assert frames is not None
-    return frames, -(-len(audio) // model.config.frontend.hop)
+    return frames, frame_count(len(audio), model.config.frontend.hop)
 
 
 def run_model(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str] = ("tokens",), *,
@@ -370,7 +375,7 @@ def run_model(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str] = ("
     if frames is not None:
         hop = model.config.frontend.hop
         decoding = FrameDecoding(cfg.onset_threshold, cfg.frame_threshold, cfg.min_note_frames)
-        out["frames"] = (frames.finish(-(-n // hop), hop / VOCAB.sample_rate, decoding), [])
+        out["frames"] = (frames.finish(frame_count(n, hop), hop / VOCAB.sample_rate, decoding), [])
     return {d: out[d] for d in decoders}
 
 
