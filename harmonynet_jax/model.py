@@ -448,6 +448,15 @@ class HarmonyNet(eqx.Module):
         """{"onset", "frame", "offset"}: logits; "velocity": linear output (regress v/127)."""
         return cast_floating(self.frame_head, memory.dtype)(memory)
 
+    @staticmethod
+    def cross_source(memory: Float[Array, "B T D"], dtype: jnp.dtype) -> Float[Array, "B T D"]:
+        """What the decoder's cross-attention reads: the memory plus sinusoidal frame positions.
+        The frame head's loss is the same at every frame, so a memory trained by it (phase 0)
+        carries little of where a frame lies; without positions here, a decoder on the frozen
+        encoder (phase A) cannot tell when in the segment a note sounds."""
+        table = jnp.asarray(sinusoids(memory.shape[1], memory.shape[2]), jnp.float32)
+        return (memory.astype(jnp.float32) + table).astype(dtype)
+
     def decode_train(
         self,
         memory: Float[Array, "B T D"],
@@ -458,7 +467,7 @@ class HarmonyNet(eqx.Module):
         """Teacher forcing: logits[:, j] predicts the token after tokens[:, :j+1] (causal)."""
         dtype = compute_dtype(self.config)
         dec = cast_floating(self.decoder, dtype)
-        memory = memory.astype(dtype)
+        memory = self.cross_source(memory, dtype)
         length = tokens.shape[1]
         if length > dec.pos_embed.shape[0]:
             raise ValueError(f"{length} tokens exceed max_decode_len {dec.pos_embed.shape[0]}")
@@ -487,7 +496,8 @@ class HarmonyNet(eqx.Module):
         zeros = tuple(jnp.zeros(shape, dtype) for _ in dec.layers)
         if not precompute_cross:
             return KVCache(zeros, zeros, None, None)
-        kv = [layer.cross_attn.keys_values(memory.astype(dtype)) for layer in dec.layers]
+        source = self.cross_source(memory, dtype)
+        kv = [layer.cross_attn.keys_values(source) for layer in dec.layers]
         return KVCache(zeros, zeros, tuple(k for k, _ in kv), tuple(v for _, v in kv))
 
     def decode_step(
@@ -510,9 +520,11 @@ class HarmonyNet(eqx.Module):
         x = x + one_hot_rows(position, dec.pos_embed.shape[0], dtype) @ dec.pos_embed
         x = x[:, None, :]  # [B, 1, D]
         new_k, new_v = [], []
+        recompute = cache.cross_k is None or cache.cross_v is None
+        source = self.cross_source(memory, dtype) if recompute else None
         for i, layer in enumerate(dec.layers):
-            if cache.cross_k is None or cache.cross_v is None:
-                cross = layer.cross_attn.keys_values(memory.astype(dtype))
+            if source is not None:
+                cross = layer.cross_attn.keys_values(source)
             else:
                 cross = (cache.cross_k[i], cache.cross_v[i])
             x, k, v = layer.step(x, cache.self_k[i], cache.self_v[i], cross, position)

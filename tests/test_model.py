@@ -118,6 +118,23 @@ def test_frame_count_for_other_lengths(tiny: HarmonyNet) -> None:
     assert memory.shape == (1, 7, TINY.d_model)
 
 
+def test_the_decoder_reads_where_each_memory_frame_lies(tiny: HarmonyNet) -> None:
+    """Cross-attention alone is blind to frame order: rolling the memory in time would leave
+    the logits unchanged. With frame positions added (`cross_source`), the decoder can tell
+    when in the segment a note sounds, even on a frozen encoder whose memory lost it."""
+    memory = encode(tiny, audio_batch(TINY, 1))
+    rolled = jnp.roll(memory, 3, axis=1)
+    tokens = random_tokens(1, 12, seed=2)
+    same = tiny.decode_train(memory, tokens)
+    moved = tiny.decode_train(rolled, tokens)
+    assert float(jnp.abs(moved - same).max()) > 1e-3
+    # A memory that is the same at every frame still yields different cross-attention values
+    # per frame, so positions alone can steer the decoder.
+    flat = jnp.broadcast_to(memory[:, :1], memory.shape)
+    source = np.asarray(tiny.cross_source(flat, jnp.float32))
+    assert np.abs(source[0, 1:] - source[0, :1]).max() > 0.1
+
+
 @pytest.mark.parametrize("mode", ["shared_position", "per_row_position_no_cross_cache"])
 def test_decode_step_matches_teacher_forcing(tiny: HarmonyNet, mode: str) -> None:
     batch, length = 3, 20
