@@ -115,19 +115,19 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.740), ("fit", 8.467), ("contrast", -0.130), ("syncopation", 26.330),
-        ("held_syncopation", 22.471), ("onset_period", -5.418), ("chroma_period", -0.575),
-        ("long", 0.529), ("ioi", 0.201), ("bass", -0.523), ("bass_change", 0.643),
-        ("density", -0.060), ("velocity", 0.046), ("harmony", 1.059), ("half_bar", -0.189),
-        ("bar_pairs", 0.022), ("bar_onsets", -5.337), ("bar_onsets2", 2.035), ("bar_s", -4.531),
-        ("bar_s2", -0.218), ("ties", 6.886), ("pickup", 8.559), ("pickup_any", -2.472),
-        ("end_onset", -0.185), ("end_release", 6.582), ("half_long", 1.027), ("half_ioi", -1.265),
-        ("half_bass", 0.359), ("half_bass_change", -0.627), ("half_density", -0.430),
-        ("half_harmony", -0.244), ("pairs_long", -0.465), ("pairs_ioi", 0.309),
-        ("pairs_bass", -0.217), ("pairs_bass_change", -0.007), ("pairs_density", -1.243),
-        ("pairs_harmony", -0.227), ("bar_period", -2.456), ("bar_period_mean", -5.193),
-        ("m:2/4", -0.066), ("m:3/4", 0.959), ("m:4/4", 1.307), ("m:6/8", 0.272), ("m:3/8", -2.353),
-        ("m:3/8e", -4.346),
+        ("tempo", 2.702), ("pulse", -2.460), ("fit", 8.353), ("contrast", -0.148),
+        ("syncopation", 24.459), ("held_syncopation", 20.952), ("onset_period", -2.886),
+        ("chroma_period", -0.611), ("long", 0.539), ("ioi", 0.202), ("bass", -0.507),
+        ("bass_change", 0.651), ("density", 0.107), ("velocity", 0.043), ("harmony", 1.058),
+        ("half_bar", -0.194), ("bar_pairs", 0.026), ("bar_onsets", -5.453), ("bar_onsets2", 1.937),
+        ("bar_s", -4.752), ("bar_s2", -0.173), ("ties", 6.617), ("pickup", 8.507),
+        ("pickup_any", -2.458), ("end_onset", -0.236), ("end_release", 6.617),
+        ("half_long", 1.027), ("half_ioi", -1.257), ("half_bass", 0.359),
+        ("half_bass_change", -0.663), ("half_density", -0.493), ("half_harmony", -0.277),
+        ("pairs_long", -0.516), ("pairs_ioi", 0.337), ("pairs_bass", -0.217),
+        ("pairs_bass_change", 0.009), ("pairs_density", -1.298), ("pairs_harmony", -0.236),
+        ("bar_period", -0.793), ("bar_period_mean", -4.276), ("m:2/4", -0.125), ("m:3/4", 1.154),
+        ("m:4/4", 1.635), ("m:6/8", 0.119), ("m:3/8", -2.951), ("m:3/8e", -3.988),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.
@@ -148,6 +148,8 @@ class ScoreConfig:
     span_cost: float = 3.0  # per semitone beyond the span
     boundary_move_cost: float = 0.3  # per semitone the split point moves between chords
     held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
+    line_step: int = 7  # semitones: a single-note line moving at most a fifth is one figure ...
+    line_switch_cost: float = 1.0  # ... and costs this per change of hand inside it
     balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
     idle_hand_cost: float = 1.0  # per note beyond one of a chord left wholly to one hand
     # while the other hand played the previous chord and holds nothing now

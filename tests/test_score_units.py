@@ -33,7 +33,13 @@ from harmonynet_jax.score.parts import four_part_texture, match_voices, split_fo
 from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import analyze
 from harmonynet_jax.score.quantize import QNote, _snap_release, legato_fill
-from harmonynet_jax.score.tempo import BeatGrid, candidate_periods, onset_envelope, onset_groups
+from harmonynet_jax.score.tempo import (
+    BeatGrid,
+    PulseSalience,
+    candidate_periods,
+    onset_envelope,
+    onset_groups,
+)
 
 FOUR = parse_time_signature("4/4")
 SIX_EIGHT = parse_time_signature("6/8")
@@ -267,6 +273,32 @@ def test_the_hands_prefer_to_part_at_the_widest_gap() -> None:
     assert np.allclose(got, [0.0, cfg.gap_cost * 8 / 12, cfg.gap_cost * 9 / 12, 0.0, 0.0])
 
 
+def _figure_over_a_bass(figure: tuple[int, ...], bars: int = 3, eighth: float = 0.3
+                        ) -> list[Note]:
+    """Bars of a C2-C3 bass octave held (pedalled) for the bar, with a single-note figure of
+    legato eighths starting on the second eighth."""
+    notes = []
+    for bar in range(bars):
+        t0 = bar * 6 * eighth
+        notes += [Note(t0, t0 + 6 * eighth - 0.05, 36, 60),
+                  Note(t0 + 0.01, t0 + 6 * eighth - 0.05, 48, 60)]
+        notes += [Note(t0 + (k + 1) * eighth, t0 + (k + 1.9) * eighth, p, 60)
+                  for k, p in enumerate(figure)]
+    return sorted(notes)
+
+
+def test_an_arpeggio_over_a_pedalled_bass_stays_in_the_left_hand() -> None:
+    """D3-G3-B3-D4-D3 over a held bass octave, right hand resting (C. Schumann op. 17/3):
+    the figure crosses middle C but stays in the hand that leaves the bass, since the bass
+    an octave and more below is held by the pedal, not the hand. A melody of the same
+    rhythm higher up is still the right hand's."""
+    cfg = ScoreConfig()
+    arpeggio = _figure_over_a_bass((50, 55, 59, 62, 50))
+    assert split_hands(arpeggio, cfg) == [2] * len(arpeggio)
+    melody = _figure_over_a_bass((67, 72, 76, 79, 76))
+    assert split_hands(melody, cfg) == [1 if n.pitch > 60 else 2 for n in melody]
+
+
 def test_ritardando_is_marked_where_the_beats_slow_down() -> None:
     written = [(float(q), float(q) + 1.0, 60 + (q % 5), 1) for q in range(24)]
     slowing, _ = perform(written, Humanizer(bpm=100, seed=0, rit=0.3, rit_quarters=6))
@@ -306,6 +338,16 @@ def test_bar_period_compares_the_same_bar_lengths_for_every_reading() -> None:
     in_four = bar_period(pattern, FOUR, 4)
     assert in_three["bar_period"] == 0.0 and in_three["bar_period_mean"] > 0.1
     assert in_four["bar_period"] < -0.2 and in_four["bar_period_mean"] < -0.1
+
+
+def test_pulse_salience_prefers_the_period_the_onsets_repeat_at() -> None:
+    """Chords on every 0.8 s beat and an off-beat chord in every fourth beat: onsets repeat
+    at the beat far more than at the half-beat."""
+    cfg = ScoreConfig()
+    times = [k * 0.8 for k in range(16)] + [k * 3.2 + 0.4 for k in range(4)]
+    notes = [Note(t, t + 0.3, 60, 70) for t in sorted(times)]
+    salience = PulseSalience.of(onset_envelope(onset_groups(notes, cfg), cfg), cfg)
+    assert salience.at(0.8) > 0.9 and salience.at(0.4) < 0.5
 
 
 def test_meter_training_gradient_matches_finite_differences() -> None:

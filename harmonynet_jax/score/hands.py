@@ -6,7 +6,9 @@ below it go to the left hand, and Viterbi chooses the boundary path that moves l
 each hand keeps its voice), keeps each hand within about a tenth, and respects each hand's
 usual register only weakly. A note struck while the same hand holds an earlier note costs a
 little (it makes a second voice), so an Alberti bass under a held melody note stays in the
-left hand even above middle C.
+left hand even above middle C; a bass an octave or more below is exempt (the pedal holds it,
+not the hand). A single-note line (legato, steps of at most a fifth) that changes hands costs
+`ScoreConfig.line_switch_cost`, so an arpeggio rising from the bass stays in the hand that began it.
 
 Part writing (chorales, string quartets) follows another convention: `parts`.
 """
@@ -89,6 +91,38 @@ def _idle_costs(pitches: np.ndarray, k_of_b: np.ndarray, held_below: np.ndarray,
     return out
 
 
+def _held_costs(pitches: np.ndarray, held: np.ndarray, bounds: np.ndarray, cfg: ScoreConfig
+                ) -> np.ndarray:
+    """Per boundary: pairs of a struck note and an earlier note its hand still holds (a
+    second voice in that hand), `held_note_cost` each. A bass held a hand span or more
+    below the struck note is exempt: the hand cannot hold it and reach up, so the pedal
+    holds it and the hand is free (an arpeggio over a pedalled bass stays in the left hand)."""
+    out = np.zeros(len(bounds))
+    if held.size == 0:
+        return out
+    bass = min(float(held.min()), float(pitches.min()))
+    for h in held:
+        struck = pitches if h > bass else pitches[pitches - h < cfg.hand_span]
+        for p in struck:
+            same_hand = (bounds > max(p, h)) | (bounds < min(p, h))
+            out += cfg.held_note_cost * same_hand
+    return out
+
+
+def _line_switch_costs(notes: Sequence[Note], previous: list[int], current: list[int],
+                       bounds: np.ndarray, cfg: ScoreConfig) -> np.ndarray | None:
+    """[new boundary, previous boundary]: `line_switch_cost` when a single-note line (one
+    note struck as the one before it is let go, at most `line_step` away) changes hands. A
+    figure that leaves the bass and climbs stays in the hand that began it; None when the two
+    groups are no such line."""
+    if len(previous) != 1 or len(current) != 1:
+        return None
+    q, p = notes[previous[0]], notes[current[0]]
+    if q.offset > p.onset + HOLD_TOLERANCE_S or abs(p.pitch - q.pitch) > cfg.line_step:
+        return None
+    return cfg.line_switch_cost * ((bounds[:, None] > p.pitch) != (bounds[None, :] > q.pitch))
+
+
 def sounding(notes: Sequence[Note], groups: list[list[int]]) -> list[np.ndarray]:
     """Per onset group, the pitches sounding just after it is struck (held notes too)."""
     onsets = np.array([n.onset for n in notes])
@@ -103,6 +137,31 @@ def sounding(notes: Sequence[Note], groups: list[list[int]]) -> list[np.ndarray]
     return out
 
 
+def local_costs(notes: Sequence[Note], groups: list[list[int]], chords: list[np.ndarray],
+                bounds: np.ndarray, cfg: ScoreConfig) -> list[dict[str, np.ndarray]]:
+    """Per onset group and per boundary, each cost term that does not depend on the
+    previous boundary (kept apart so a diagnosis can say which term decided a split)."""
+    onsets = np.array([n.onset for n in notes])
+    offsets = np.array([n.offset for n in notes])
+    all_pitches = np.array([n.pitch for n in notes], dtype=float)
+    out: list[dict[str, np.ndarray]] = []
+    previous = np.zeros(0)
+    for g, chord in zip(groups, chords, strict=True):
+        pitches = np.array([notes[i].pitch for i in g], dtype=float)
+        k_of_b = np.searchsorted(pitches, bounds)  # notes below the boundary
+        t = notes[g[0]].onset
+        held = all_pitches[(onsets < t - cfg.chord_spread_s) & (offsets > t + HOLD_TOLERANCE_S)]
+        held_below = np.searchsorted(np.sort(held), bounds)
+        out.append({
+            "split": _split_costs(pitches, cfg)[k_of_b],
+            "held": _held_costs(pitches, np.sort(held), bounds, cfg),
+            "gap": _gap_costs(chord, bounds, cfg),
+            "idle": _idle_costs(pitches, k_of_b, held_below, held.size, previous, bounds, cfg),
+        })
+        previous = pitches
+    return out
+
+
 def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
     if not notes:
@@ -112,29 +171,18 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     if four_part_texture(chords, cfg):
         return split_four_part(notes, groups, chords)
     bounds = np.arange(LOWEST, HIGHEST) + 0.5
-    onsets = np.array([n.onset for n in notes])
-    offsets = np.array([n.offset for n in notes])
-    all_pitches = np.array([n.pitch for n in notes], dtype=float)
     move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
     cost = cfg.boundary_prior * np.abs(bounds - 60.0)
     back: list[np.ndarray] = []
-    previous = np.zeros(0)
-    for g, chord in zip(groups, chords, strict=True):
-        pitches = np.array([notes[i].pitch for i in g], dtype=float)
-        per_k = _split_costs(pitches, cfg)
-        k_of_b = np.searchsorted(pitches, bounds)  # notes below the boundary
-        t = notes[g[0]].onset
-        held = all_pitches[(onsets < t - cfg.chord_spread_s) & (offsets > t + HOLD_TOLERANCE_S)]
-        held_below = np.searchsorted(np.sort(held), bounds)
-        same_side = (k_of_b * held_below
-                     + (len(pitches) - k_of_b) * (held.size - held_below))
-        gap = _gap_costs(chord, bounds, cfg)
-        idle = _idle_costs(pitches, k_of_b, held_below, held.size, previous, bounds, cfg)
-        previous = pitches
+    previous: list[int] = []
+    for g, terms in zip(groups, local_costs(notes, groups, chords, bounds, cfg), strict=True):
         trans = cost[None, :] + move  # [new boundary, previous boundary]
+        switch = _line_switch_costs(notes, previous, g, bounds, cfg)
+        if switch is not None:
+            trans = trans + switch
+        previous = g
         prev = np.argmin(trans, axis=1)
-        cost = (trans[np.arange(len(bounds)), prev] + per_k[k_of_b]
-                + cfg.held_note_cost * same_side + gap + idle)
+        cost = trans[np.arange(len(bounds)), prev] + sum(terms.values())
         back.append(prev)
     b = int(np.argmin(cost))
     staves = [1] * len(notes)

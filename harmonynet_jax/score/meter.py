@@ -5,7 +5,8 @@ problem), a pulse of three can be the eighths of 6/8 or the beats of 3/4, 2/4 an
 every beat, and a downbeat may sit on any beat (pickups). We therefore enumerate readings
 (metrical level x simple/compound subdivision x meter x downbeat phase) and score each with
 a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
-  - tempo: a log-normal preference for the counted beat's period,
+  - tempo: a log-normal preference for the counted beat's period; pulse: how strongly the
+    onsets repeat at that period (autocorrelation, against the strongest pulse),
   - fit: how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
   - contrast: onsets on beats are more accented than onsets between them; syncopation: few
     off-beat onsets sound on over the next beat (no onset on it), and few notes struck off
@@ -35,7 +36,7 @@ import numpy as np
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.tempo import BeatGrid, OnsetGroups
+from harmonynet_jax.score.tempo import BeatGrid, OnsetGroups, PulseSalience, onset_envelope
 
 ON_BEAT_TOLERANCE = 0.12  # in beats: an onset this close to a beat is on it
 ACCENT_DURATION_CAP = 2.0  # beats: longer notes accent no more than a half note in 4/4
@@ -57,7 +58,7 @@ BAR_QUARTERS = (Fraction(3, 2), Fraction(2), Fraction(3), Fraction(4))
 
 # The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
 FEATURES = (
-    "tempo", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
+    "tempo", "pulse", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
     "chroma_period", "long", "ioi",
     "bass", "bass_change", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
     "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
@@ -485,6 +486,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
     pitch = np.array([n.pitch for n in notes])
     velocity = np.array([n.velocity for n in notes], dtype=float)
     accents = group_accents(groups)
+    salience = PulseSalience.of(onset_envelope(groups, cfg), cfg)
     out = []
     for level in _levels(tracked, groups, 1.0 if tempo_given else None):
         g = level.grid
@@ -499,6 +501,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
             "syncopation": syncopation(x),
             "held_syncopation": held_syncopation(on, off),
             "tempo": 0.0 if tempo_given else _tempo_cost(period, level.compound, cfg),
+            "pulse": salience.at(period),
         }
         for meter in _meters(level, period, forced, cfg):
             if tempo_given and not _matches_tempo(level, meter):

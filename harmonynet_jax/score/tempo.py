@@ -18,6 +18,7 @@ from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
 
 DURATION_SALIENCE_CAP_S = 1.0  # longer notes are no more accented than a one-second note
+PULSE_DRIFT = 1.04  # a pulse's salience is its best autocorrelation within this ratio
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,8 @@ def candidate_periods(env: np.ndarray, cfg: ScoreConfig) -> list[float]:
     hi = min(len(env) - 2, int(cfg.max_period_s / cfg.frame_s))
     if hi <= lo + 2:
         return [cfg.track_center_s]
-    x = env - env.mean()
     lags = np.arange(lo, hi + 1)
-    acf = np.array([np.dot(x[:-lag], x[lag:]) / (len(x) - lag) for lag in lags])
+    acf = autocorrelation(env, lags)
     pref = np.exp(-0.5 * (np.log2(lags * cfg.frame_s / cfg.track_center_s)
                           / cfg.track_sigma_octaves) ** 2)
     score = np.maximum(acf, 0.0) * pref
@@ -98,6 +98,40 @@ def candidate_periods(env: np.ndarray, cfg: ScoreConfig) -> list[float]:
         if len(out) == cfg.tracked_pulses:
             break
     return out or [cfg.track_center_s]
+
+
+def autocorrelation(env: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Mean product of the centred envelope with itself `lags` frames later."""
+    x = env - env.mean()
+    return np.array([np.dot(x[:-lag], x[lag:]) / (len(x) - lag) if 0 < lag < len(x) else 0.0
+                     for lag in lags])
+
+
+@dataclass(frozen=True)
+class PulseSalience:
+    """How strongly the onsets repeat at a period, against the strongest pulse in the
+    searched range (`min_period_s`..`max_period_s`): the listener's beat is a salient pulse,
+    so a counted beat at a period the onsets barely repeat at (an eighth in a texture of
+    off-beat chords) is an unlikely beat, whatever its tempo."""
+
+    env: np.ndarray
+    peak: float  # largest autocorrelation in the searched range
+    frame_s: float
+
+    @classmethod
+    def of(cls, env: np.ndarray, cfg: ScoreConfig) -> PulseSalience:
+        lo = max(1, int(cfg.min_period_s / cfg.frame_s))
+        hi = max(lo + 1, min(len(env) - 2, int(cfg.max_period_s / cfg.frame_s)))
+        acf = autocorrelation(env, np.arange(lo, hi + 1))
+        return cls(env, float(max(acf.max(initial=0.0), 1e-12)), cfg.frame_s)
+
+    def at(self, period_s: float) -> float:
+        """Salience in [0, 1] of the best lag within `PULSE_DRIFT` of the period (tempo
+        drift blurs the peak)."""
+        lo = int(np.floor(period_s / PULSE_DRIFT / self.frame_s))
+        hi = int(np.ceil(period_s * PULSE_DRIFT / self.frame_s))
+        acf = autocorrelation(self.env, np.arange(max(1, lo), max(2, hi + 1)))
+        return float(np.clip(acf.max() / self.peak, 0.0, 1.0))
 
 
 def track_beats(env: np.ndarray, period: float, span: tuple[float, float], cfg: ScoreConfig,
