@@ -2,17 +2,123 @@
 written score (see `harmonynet_jax.score.fidelity`). Prints one table per seed and the overall
 figures for the tuning pieces, the held-out pieces (never used to tune `ScoreConfig`) and all.
 
-    PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all]
+    PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all] [--transcribed]
+
+With --transcribed (end to end: what a pianist gets), each performance is also rendered with
+FluidSynth, transcribed by the bundled model as transcribe.py does, and the transcribed notes
+are scored and compared the same way; the table puts both side by side, with the
+transcription's onset F1 against the performed notes.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from harmonynet_jax.score import fidelity
 
 SETS = {"all": fidelity.PIECES, "tuning": fidelity.TUNING, "held-out": fidelity.HELD_OUT}
+# End-to-end mode: the piano the performances are heard through. FluidR3_GM's grand piano is
+# the SoundFont the synth fixture and the synth tests render with; FluidSynth's default
+# settings (no reverb or chorus, no recording-chain effects): the clean case.
+SOUNDFONT, PROGRAM = "FluidR3_GM", 0
+TAIL_SECONDS = 1.0  # rendered after the last release so the final chord decays in the audio
+# Silence before the first note, as recordings have; the transcription is moved back by as
+# much before it is scored. Without it the bundled model missed a note struck at sample 0
+# (Beach, Essen kinder 6 and 24 on seed 0), which shifts every position counted from it.
+LEAD_IN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """One piece's figures from the perfect notes and from the transcribed notes."""
+
+    perfect: fidelity.Result
+    transcribed: fidelity.Result
+    played: int  # notes performed (the transcription's reference)
+    heard: int  # notes transcribed
+    onset_f1: float  # mir_eval onset F1 (50 ms) of the transcription against the performance
+
+
+def _back(t: float) -> float:
+    """A transcribed time (s) in the performance's own time (before the lead-in)."""
+    return max(0.0, t - LEAD_IN_SECONDS)
+
+
+def end_to_end(pieces: Sequence[fidelity.Piece], seed: int) -> list[EndToEnd]:
+    """Perform each piece, score the performance, and score its transcription.
+
+    Imports JAX and the model lazily, so the default mode stays fast.
+    """
+    from harmonynet_jax.config import InferenceConfig, SynthConfig
+    from harmonynet_jax.evaluate import note_scores
+    from harmonynet_jax.inference import load_model, transcribe, tuned_config
+    from harmonynet_jax.synth.fixture import pick_preset
+    from harmonynet_jax.synth.fluid import FluidSettings
+    from harmonynet_jax.synth.render import render_notes
+    from harmonynet_jax.synth.soundfonts import piano_presets
+    from harmonynet_jax.tokens import Note
+
+    synth = SynthConfig()
+    presets = piano_presets(synth.soundfont_dirs, synth.piano_programs)
+    if not presets:
+        raise SystemExit("no piano SoundFont found: install fluid-soundfont-gm")
+    preset = pick_preset(presets, SOUNDFONT, PROGRAM)
+    settings = FluidSettings()
+    model, origin = load_model()  # the bundled model, with the settings its header carries
+    cfg = tuned_config(origin, InferenceConfig())
+    out = []
+    for piece in pieces:
+        ref_score, ref = fidelity.reference(piece)
+        played, pedals = fidelity.perform_reference(ref_score, ref, piece.bpm, seed)
+        audio = render_notes(played, pedals, preset, settings, tail_seconds=TAIL_SECONDS,
+                             lead_in_seconds=LEAD_IN_SECONDS)
+        heard = transcribe(audio, model=model, config=cfg, sample_rate=settings.sample_rate)
+        notes = [Note(_back(n.onset), _back(n.offset), n.pitch, n.velocity) for n in heard.notes]
+        heard_pedals = [(_back(p.onset), _back(p.offset)) for p in heard.pedals]
+        f1 = note_scores([Note(*n) for n in played], notes)["onset_f1"]
+        out.append(EndToEnd(
+            fidelity.evaluate_notes(piece, ref_score, ref, played, pedals),
+            fidelity.evaluate_notes(piece, ref_score, ref, notes, heard_pedals),
+            len(played), len(notes), f1))
+    return out
+
+
+SHARES = ("position", "rhythm", "duration", "staff", "key", "meter")
+
+
+def side_by_side(rows: Sequence[EndToEnd], held_out: set[str]) -> str:
+    """Per piece: each share from the perfect notes, then from the transcribed notes; the
+    meter (and reference) and tempo readings of both; then the overall figures per set."""
+    head = (f"  {'piece':<28}{'notes':>6}{'heard':>6}{'on F1':>6}  "
+            + "".join(f"{name + ' %':>12}" for name in SHARES[:4])
+            + f"  {'key':>5}  {'meter (ref)':<17}{'bpm':>8}")
+    lines = [head, "  " + "-" * (len(head) - 2)]
+    for e in rows:
+        p, t = e.perfect, e.transcribed
+        shares = "".join(f"{100 * getattr(p, k):>6.1f}{100 * getattr(t, k):>6.1f}"
+                         for k in SHARES[:4])
+        keys = f"{'y' if p.key_ok else 'n'}/{'y' if t.key_ok else 'n'}"
+        meters = f"{p.meter} {t.meter}" + ("" if p.meter_ok and t.meter_ok else f" ({p.ref_meter})")
+        mark = "* " if p.piece in held_out else "  "
+        lines.append(f"{mark}{p.piece:<28}{e.played:>6}{e.heard:>6}{e.onset_f1:>6.3f}  {shares}"
+                     f"  {keys:>5}  {meters:<17}{p.tempo_bpm:>4.0f}{t.tempo_bpm:>4.0f}")
+    lines.append("  " + "-" * (len(head) - 2))
+    groups = (("all", rows), ("tuning", [e for e in rows if e.perfect.piece not in held_out]),
+              ("held-out", [e for e in rows if e.perfect.piece in held_out]))
+    for label, group in groups:
+        if not group or (label != "all" and len(group) == len(rows)):
+            continue
+        f1 = sum(e.onset_f1 for e in group) / len(group)
+        for reading, results in (("perfect", [e.perfect for e in group]),
+                                 ("transcribed", [e.transcribed for e in group])):
+            s = fidelity.summary(results)
+            extra = f", onset F1 {f1:.3f} (mean of pieces)" if reading == "transcribed" else ""
+            lines.append(f"  {label} ({len(group)}) {reading:<11}: "
+                         + ", ".join(f"{k} {100 * s[k]:.1f}%" for k in SHARES) + extra)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -20,10 +126,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="performances per piece")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--set", choices=sorted(SETS), default="all")
+    parser.add_argument("--transcribed", action="store_true",
+                        help="end to end: also render with FluidSynth, transcribe with the "
+                             "bundled model and score the transcribed notes (minutes)")
     args = parser.parse_args()
     held_out = {p.name for p in fidelity.HELD_OUT}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
+        if args.transcribed:
+            rows = end_to_end(SETS[args.set], seed)
+            print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out; each column "
+                  f"pair: perfect notes, transcribed notes)")
+            print(side_by_side(rows, held_out))
+            print()
+            continue
         results = fidelity.evaluate_all(SETS[args.set], seed=seed)
         print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out)")
         for line in fidelity.table(results).splitlines():

@@ -26,7 +26,7 @@ from harmonynet_jax.synth.midi_io import read_midi, write_midi
 from harmonynet_jax.synth.pedal import pedal_events
 from harmonynet_jax.synth.performance import Note, PedalEvent, Performance, sanitize
 from harmonynet_jax.synth.plan import plan_items, split_of
-from harmonynet_jax.synth.render import OutputSpec, render_audio, render_to_files
+from harmonynet_jax.synth.render import OutputSpec, render_audio, render_notes, render_to_files
 from harmonynet_jax.synth.score import MELODY, Score, ScoreNote
 from harmonynet_jax.synth.soundfonts import piano_presets
 from harmonynet_jax.synth.textures import GENERATORS, texture_piece
@@ -198,6 +198,25 @@ def test_lossy_round_trip_is_sample_aligned(codec):
     assert y.shape == x.shape
     assert best_lag(x, y, 2000) == 0
     assert np.corrcoef(x[:, 0], y[:, 0])[0, 1] > 0.9
+
+
+@needs_piano
+def test_render_notes_plays_tuples_and_pedal_spans():
+    """`render_notes` (the score benchmark's end-to-end mode): the audio lasts to the last
+    event plus the tail, is silent before the first onset, sounds at it, and a (down, up)
+    pedal span keeps released keys sounding until the pedal comes up."""
+    rate = 32000
+    notes = [(0.5, 0.7, 60, 90), (1.0, 1.2, 67, 80)]  # (onset, offset, pitch, velocity)
+    loud = {}
+    for pedals in ([], [(0.4, 1.8)]):
+        audio = render_notes(notes, pedals, preset("FluidR3_GM"),
+                             FluidSettings(sample_rate=rate), tail_seconds=0.5)
+        end = max([n[1] for n in notes] + [u for _, u in pedals]) + 0.5
+        assert audio.shape == (round(end * rate), 2) and audio.dtype == np.float32
+        assert np.abs(audio[: int(0.45 * rate)]).max() < 1e-4
+        assert np.abs(audio[int(0.5 * rate):int(0.7 * rate)]).max() > 0.01
+        loud[bool(pedals)] = float(np.mean(audio[int(1.45 * rate):int(1.75 * rate)] ** 2))
+    assert loud[True] > 10 * loud[False]  # held by the pedal, not released at 1.2 s
 
 
 @needs_piano

@@ -309,9 +309,20 @@ def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, s
 def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Result:
     """Perform, transcribe to a score and compare one piece."""
     ref_score, ref = reference(piece)
-    ratio = bar_frame(ref_score)[2]
     played, pedals = perform_reference(ref_score, ref, piece.bpm, seed)
-    out_score, info = analyze(played, pedals=pedals, title=piece.name, cfg=cfg)
+    return evaluate_notes(piece, ref_score, ref, played, pedals, cfg)
+
+
+def evaluate_notes(piece: Piece, ref_score: stream.Score, ref: list[Written],
+                   notes: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]],
+                   cfg: ScoreConfig | None = None) -> Result:
+    """Score `notes` (onset s, offset s, pitch, velocity) and compare with the written piece.
+
+    Apart from `evaluate` so the notes can be the performance itself or what a transcriber
+    heard of it (`benchmarks/score.py --transcribed`), judged by the same metric.
+    """
+    ratio = bar_frame(ref_score)[2]
+    out_score, info = analyze(notes, pedals=pedals, title=piece.name, cfg=cfg)
     shares = compare(ref_score, ref, out_score)
     ref_sharps = key_sharps(ref_score)
     return Result(piece.name, len(ref), shares.position, shares.rhythm, shares.duration,

@@ -6,7 +6,8 @@ The MIDI written here is exactly what FluidSynth plays, so the label is the perf
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 from .codec import decode, encode
 from .fluid import FluidSettings, render_midi
 from .midi_io import write_midi
-from .performance import Performance
+from .performance import Note, PedalEvent, Performance, sanitize
 from .soundfonts import Preset
 
 PostProcess = Callable[[np.ndarray, int], np.ndarray]
@@ -41,6 +42,28 @@ def render_audio(perf: Performance, midi_path: Path, preset: Preset, settings: F
     if len(audio) < frames:
         audio = np.concatenate([audio, np.zeros((frames - len(audio), audio.shape[1]), "f4")])
     return audio[:frames]
+
+
+def render_notes(notes: Sequence[tuple[float, float, int, int]],
+                 pedals: Sequence[tuple[float, float]], preset: Preset,
+                 settings: FluidSettings | None = None, *, tail_seconds: float = 1.0,
+                 lead_in_seconds: float = 0.0) -> np.ndarray:
+    """Audio (float32 frames x 2 at settings.sample_rate) of plain note tuples.
+
+    notes: (onset s, offset s, pitch, velocity), as `harmonynet_jax.score.performance.perform`
+    returns them; pedals: (down s, up s) sustain spans. Lets code outside the dataset builder
+    (the score benchmark's end-to-end mode) hear a performance through the same MIDI writer and
+    FluidSynth call as the training data; `sanitize` makes it playable as MIDI first.
+    lead_in_seconds: silence before time 0 of the notes, as a recording has before the first
+    note (everything is heard that much later).
+    """
+    perf = sanitize(Performance(
+        notes=[Note(int(p), int(v), float(on), float(off)) for on, off, p, v in notes],
+        pedal=[PedalEvent(float(t), value) for down, up in pedals
+               for t, value in ((down, 127), (up, 0))])).shifted(lead_in_seconds)
+    with tempfile.TemporaryDirectory(prefix="render-notes-") as tmp:
+        return render_audio(perf, Path(tmp) / "notes.midi", preset, settings or FluidSettings(),
+                            tail_seconds=tail_seconds)
 
 
 def render_to_files(perf: Performance, preset: Preset, settings: FluidSettings,
