@@ -2,12 +2,19 @@
 written score (see `harmonynet_jax.score.fidelity`). Prints one table per seed and the overall
 figures for the tuning pieces, the held-out pieces (never used to tune `ScoreConfig`) and all.
 
-    PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all] [--transcribed]
+    PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all]
+        [--transcribed | --sounding] [--raw]
 
 With --transcribed (end to end: what a pianist gets), each performance is also rendered with
 FluidSynth, transcribed by the bundled model as transcribe.py does, and the transcribed notes
 are scored and compared the same way; the table puts both side by side, with the
 transcription's onset F1 against the performed notes.
+
+With --sounding (seconds, no audio) the performed notes are lengthened by their pedal
+(`evaluate.sustained`) and scored without pedal spans, as the frame decoder reports them, and
+with `durations="sounding"` (the written-length estimate of `score.sounding`); --raw scores
+them as played durations instead, to see what the estimate gains. --transcribed passes
+`durations="sounding"` for the transcribed notes unless --raw is given.
 """
 
 from __future__ import annotations
@@ -47,7 +54,24 @@ def _back(t: float) -> float:
     return max(0.0, t - LEAD_IN_SECONDS)
 
 
-def end_to_end(pieces: Sequence[fidelity.Piece], seed: int) -> list[EndToEnd]:
+def sounding_mode(pieces: Sequence[fidelity.Piece], seed: int, durations: str
+                  ) -> list[EndToEnd]:
+    """Score each performance twice: as performed (with pedal spans), and lengthened by its
+    pedal with no pedal spans (what the frame decoder reports), read as `durations`."""
+    out = []
+    for piece in pieces:
+        ref_score, ref = fidelity.reference(piece)
+        played, pedals = fidelity.perform_reference(ref_score, ref, piece.bpm, seed)
+        ringing = fidelity.ringing(played, pedals)
+        out.append(EndToEnd(
+            fidelity.evaluate_notes(piece, ref_score, ref, played, pedals),
+            fidelity.evaluate_notes(piece, ref_score, ref, ringing, [], durations=durations),
+            len(played), len(ringing), 1.0))
+    return out
+
+
+def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "sounding"
+               ) -> list[EndToEnd]:
     """Perform each piece, score the performance, and score its transcription.
 
     Imports JAX and the model lazily, so the default mode stays fast.
@@ -81,7 +105,8 @@ def end_to_end(pieces: Sequence[fidelity.Piece], seed: int) -> list[EndToEnd]:
         f1 = note_scores([Note(*n) for n in played], notes)["onset_f1"]
         out.append(EndToEnd(
             fidelity.evaluate_notes(piece, ref_score, ref, played, pedals),
-            fidelity.evaluate_notes(piece, ref_score, ref, notes, heard_pedals),
+            fidelity.evaluate_notes(piece, ref_score, ref, notes, heard_pedals,
+                                    durations=durations),
             len(played), len(notes), f1))
     return out
 
@@ -89,7 +114,8 @@ def end_to_end(pieces: Sequence[fidelity.Piece], seed: int) -> list[EndToEnd]:
 SHARES = ("position", "rhythm", "duration", "staff", "key", "meter")
 
 
-def side_by_side(rows: Sequence[EndToEnd], held_out: set[str]) -> str:
+def side_by_side(rows: Sequence[EndToEnd], held_out: set[str], second: str = "transcribed"
+                 ) -> str:
     """Per piece: each share from the perfect notes, then from the transcribed notes; the
     meter (and reference) and tempo readings of both; then the overall figures per set."""
     head = (f"  {'piece':<28}{'notes':>6}{'heard':>6}{'on F1':>6}  "
@@ -113,9 +139,10 @@ def side_by_side(rows: Sequence[EndToEnd], held_out: set[str]) -> str:
             continue
         f1 = sum(e.onset_f1 for e in group) / len(group)
         for reading, results in (("perfect", [e.perfect for e in group]),
-                                 ("transcribed", [e.transcribed for e in group])):
+                                 (second, [e.transcribed for e in group])):
             s = fidelity.summary(results)
-            extra = f", onset F1 {f1:.3f} (mean of pieces)" if reading == "transcribed" else ""
+            extra = (f", onset F1 {f1:.3f} (mean of pieces)" if reading == "transcribed"
+                     else "")
             lines.append(f"  {label} ({len(group)}) {reading:<11}: "
                          + ", ".join(f"{k} {100 * s[k]:.1f}%" for k in SHARES) + extra)
     return "\n".join(lines)
@@ -129,15 +156,24 @@ def main() -> None:
     parser.add_argument("--transcribed", action="store_true",
                         help="end to end: also render with FluidSynth, transcribe with the "
                              "bundled model and score the transcribed notes (minutes)")
+    parser.add_argument("--sounding", action="store_true",
+                        help="score the performed notes lengthened by their pedal, without "
+                             "pedal spans, as sounding durations (seconds, no audio)")
+    parser.add_argument("--raw", action="store_true",
+                        help="with --sounding or --transcribed: read the notes as played "
+                             "durations (no written-length estimate), for comparison")
     args = parser.parse_args()
     held_out = {p.name for p in fidelity.HELD_OUT}
+    durations = "played" if args.raw else "sounding"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
-        if args.transcribed:
-            rows = end_to_end(SETS[args.set], seed)
+        if args.transcribed or args.sounding:
+            rows = (end_to_end(SETS[args.set], seed, durations) if args.transcribed
+                    else sounding_mode(SETS[args.set], seed, durations))
+            second = "transcribed" if args.transcribed else "sustained"
             print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out; each column "
-                  f"pair: perfect notes, transcribed notes)")
-            print(side_by_side(rows, held_out))
+                  f"pair: perfect notes, {second} notes read as {durations} durations)")
+            print(side_by_side(rows, held_out, second))
             print()
             continue
         results = fidelity.evaluate_all(SETS[args.set], seed=seed)

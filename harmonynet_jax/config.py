@@ -143,6 +143,11 @@ class ScoreConfig:
     release_beat_from: float = 2.0  # releases of notes this long (beats) snap to beats ...
     release_half_from: float = 1.0  # ... and of notes this long to half beats
     release_stretch: float = 1.1  # written / played length of a note that is not legato
+    # Sounding durations (`durations="sounding"`, `harmonynet_jax.score.sounding`): a new note
+    # continues (and cuts) a still-ringing note at most this many semitones away (register).
+    sounding_region: int = 7
+    sounding_staff_region: int = 24  # the same within a staff, once the hands are split
+    sounding_age_cost: float = 3.0  # semitones per chord struck since: the last moved moves on
     # Hands and voices.
     hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span

@@ -39,6 +39,11 @@ class Transcription:
     model: str = ""  # where the weights came from
     source: str | None = None  # the input file, when there was one
 
+    @property
+    def score_durations(self) -> str:
+        """What the note offsets mean to `score.write`: "sounding" for the frame decoder."""
+        return "sounding" if self.decoder == "frames" else "played"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -94,7 +99,11 @@ class Transcription:
 
     def to_score(self, musicxml_path: str | os.PathLike, pdf_path: str | os.PathLike | None = None,
                  **score_kw: Any) -> Any:
-        """MusicXML (and PDF) in one analysis; returns the score package's ScoreInfo."""
+        """MusicXML (and PDF) in one analysis; returns the score package's ScoreInfo.
+
+        The frame decoder's notes last as long as they sound (pedal included), so they are
+        scored with `durations="sounding"` unless the caller says otherwise."""
+        score_kw.setdefault("durations", self.score_durations)
         try:
             from harmonynet_jax import score
         except Exception as err:  # missing, or broken at import

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import pytest
 
-from harmonynet_jax.score.fidelity import HELD_OUT, PIECES, TUNING, Result, evaluate_all, summary
+from harmonynet_jax.score.fidelity import (
+    HELD_OUT,
+    PIECES,
+    TUNING,
+    Result,
+    evaluate_all,
+    evaluate_sounding,
+    summary,
+)
 
 FLOORS = {"position": 0.84, "rhythm": 0.98, "duration": 0.95, "staff": 0.935, "key": 0.95,
           "meter": 0.72}
@@ -77,3 +85,16 @@ def test_keys_come_back(results: dict[str, Result]) -> None:
     # BWV 40.8 is in F minor written with three flats (a "Dorian" signature): a convention
     # the estimator does not reproduce (docs/score.md).
     assert [w[0] for w in wrong] in ([], ["Bach BWV 40.8"]), wrong
+
+
+# Sounding durations (the frame decoder's notes: pedal included, no pedal spans), on seed 0:
+# an Alberti bass under a melody and a drone under a moving melody (no audio: ~10 s).
+SOUNDING_FLOORS = {"Mozart K545/1": (0.93, 0.99), "Chopin Mazurka 6/2": (0.90, 0.85)}
+
+
+@pytest.mark.parametrize("name", sorted(SOUNDING_FLOORS))
+def test_sounding_durations_are_written_back(name: str) -> None:
+    piece = next(p for p in PIECES if p.name == name)
+    r = evaluate_sounding(piece, seed=0)
+    duration, staff = SOUNDING_FLOORS[name]
+    assert r.position >= 0.97 and r.duration >= duration and r.staff >= staff, r

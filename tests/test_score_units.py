@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction as F
 
 import numpy as np
+import pytest
 from music21 import expressions, key, meter, note, stream
 
 from harmonynet_jax.config import ScoreConfig
@@ -418,3 +419,53 @@ def test_sixths_are_written_in_the_largest_values_that_fit() -> None:
     assert split_values(F(0), F(1, 2), F(0), FOUR, sixths) == [F(1, 2)]
     assert split_values(F(1, 6), F(1), F(0), FOUR, sixths) == [F(1, 6), F(2, 3)]
     assert split_values(F(1, 2), F(5, 6), F(0), FOUR, sixths) == [F(1, 6), F(1, 6)]
+
+
+def pedalled_alberti(bars: int = 4, beat: float = 0.6) -> list[tuple]:
+    """Sounding durations of an Alberti bass (C3 G3 E3 G3 in eighths) under a melody of
+    whole notes (C5 D5 ...), with the pedal held for each bar: every note rings to the
+    barline, as the frame decoder reports them."""
+    notes = []
+    for bar in range(bars):
+        t0, t1 = 4 * bar * beat, 4 * (bar + 1) * beat - 0.03
+        notes.append((t0, t1, 72 + 2 * (bar % 2), 80))
+        for k in range(8):
+            notes.append((t0 + k * beat / 2, t1, (48, 55, 52, 55)[k % 4], 64))
+    return notes
+
+
+def test_sounding_lengths_end_at_the_next_note_of_the_voice() -> None:
+    """The bass ends where the bass goes on; the melody above it is not cut by the bass."""
+    from harmonynet_jax.score.sounding import written_lengths
+
+    notes = sorted(Note(*n) for n in pedalled_alberti(bars=1))
+    out = written_lengths(notes, ScoreConfig())
+    for n, w in zip(notes, out, strict=True):
+        if n.pitch >= 72:
+            assert w.offset == n.offset  # held over the accompaniment
+        elif n.onset < 2.0:
+            assert abs((w.offset - n.onset) - 0.3) < 1e-9, w  # an eighth at 100 bpm
+    released = [Note(0.0, 0.25, 60), Note(0.6, 0.85, 62)]  # detached: nothing to cut
+    assert written_lengths(released, ScoreConfig()) == released
+
+
+def test_sounding_durations_come_out_as_written() -> None:
+    """A pedalled Alberti bass given as sounding durations is written in eighths, the melody
+    over it in whole notes; read as played durations the bass would ring to the barline."""
+    notes = pedalled_alberti()
+    score, _ = analyze(notes, tempo=100.0, time_signature="4/4", durations="sounding")
+    upper, lower = (part_notes(p, i + 1) for i, p in enumerate(score.parts))
+    assert [n.end - n.start for n in upper] == [F(4)] * 4
+    lengths = [n.end - n.start for n in lower]
+    assert lengths == [F(1, 2)] * 32, lengths
+    played, _ = analyze(notes, tempo=100.0, time_signature="4/4")
+    assert sum(n.end - n.start == F(1, 2) for n in part_notes(played.parts[1], 2)) < 24
+    with pytest.raises(ValueError, match="durations"):
+        analyze(notes, durations="ringing")
+
+
+def test_frame_decoder_notes_are_scored_as_sounding() -> None:
+    from harmonynet_jax.transcription import Transcription
+
+    assert Transcription([], decoder="frames").score_durations == "sounding"
+    assert Transcription([], decoder="tokens").score_durations == "played"

@@ -5,7 +5,9 @@
 
 `notes` are (onset s, offset s, pitch, velocity) tuples or objects with those attributes;
 `pedals` are (onset s, offset s). `tempo` (quarter notes per minute) and `time_signature`
-("3/4", "6/8", ...) override the estimates. See docs/score.md for the stages.
+("3/4", "6/8", ...) override the estimates. `durations="sounding"` says the offsets are how
+long the notes ring, pedal included (the transcriber's frame decoder), not key releases: the
+written lengths are then estimated (`score.sounding`). See docs/score.md for the stages.
 """
 
 from __future__ import annotations
@@ -28,24 +30,27 @@ __all__ = ["ScoreInfo", "available_engravers", "build_score", "validation_errors
 def build_score(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
                 title: str | None = None, composer: str | None = None,
                 tempo: float | None = None, time_signature: str | None = None,
-                cfg: ScoreConfig | None = None) -> stream.Score:
+                cfg: ScoreConfig | None = None, durations: str = "played") -> stream.Score:
     """The music21 `Score` (two staves, braced) for callers that want the object."""
     return analyze(notes, pedals=pedals, title=title, composer=composer, tempo=tempo,
-                   time_signature=time_signature, cfg=cfg)[0]
+                   time_signature=time_signature, cfg=cfg, durations=durations)[0]
 
 
 def write(notes: Iterable[Any], musicxml_path: str | Path, pdf_path: str | Path | None = None,
           *, pedals: Iterable[Any] | None = None, title: str | None = None,
           composer: str | None = None, tempo: float | None = None,
           time_signature: str | None = None, engraver: str = "auto",
-          cfg: ScoreConfig | None = None) -> ScoreInfo:
+          cfg: ScoreConfig | None = None, durations: str = "played") -> ScoreInfo:
     """Write MusicXML (and a PDF when `pdf_path` is given); returns what was estimated.
 
     engraver: "auto"/"verovio" (pip only), "lilypond" or "musescore" (when installed).
+    durations: "played" (key releases, pedal as `pedals` spans: MIDI, the token decoder) or
+    "sounding" (how long each note rings, pedal included: the frame decoder); with
+    "sounding" the written lengths are estimated before quantisation.
     """
     cfg = cfg or ScoreConfig()
     score, info = analyze(notes, pedals=pedals, title=title, composer=composer, tempo=tempo,
-                          time_signature=time_signature, cfg=cfg)
+                          time_signature=time_signature, cfg=cfg, durations=durations)
     xml = write_musicxml(score, musicxml_path)
     info = replace(info, musicxml_path=str(xml))
     if pdf_path is not None:

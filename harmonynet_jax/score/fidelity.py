@@ -313,16 +313,36 @@ def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Res
     return evaluate_notes(piece, ref_score, ref, played, pedals, cfg)
 
 
+def ringing(played: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]]
+            ) -> list[tuple[float, float, int, int]]:
+    """A performance as a frame decoder hears it: each note lasts while it sounds (its own
+    pedal included), and there are no pedal spans."""
+    from harmonynet_jax.evaluate import sustained  # the Rust helper, imported when needed
+
+    return [(n.onset, n.offset, n.pitch, n.velocity) for n in sustained(played, pedals)]
+
+
+def evaluate_sounding(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None,
+                      durations: str = "sounding") -> Result:
+    """Perform one piece, lengthen its notes by the pedal (`ringing`) and score them without
+    pedal spans, read as `durations` (benchmarks/score.py --sounding)."""
+    ref_score, ref = reference(piece)
+    played, pedals = perform_reference(ref_score, ref, piece.bpm, seed)
+    return evaluate_notes(piece, ref_score, ref, ringing(played, pedals), [], cfg, durations)
+
+
 def evaluate_notes(piece: Piece, ref_score: stream.Score, ref: list[Written],
                    notes: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]],
-                   cfg: ScoreConfig | None = None) -> Result:
+                   cfg: ScoreConfig | None = None, durations: str = "played") -> Result:
     """Score `notes` (onset s, offset s, pitch, velocity) and compare with the written piece.
 
     Apart from `evaluate` so the notes can be the performance itself or what a transcriber
     heard of it (`benchmarks/score.py --transcribed`), judged by the same metric.
+    `durations` is passed to `analyze` ("sounding" for notes that ring on with the pedal).
     """
     ratio = bar_frame(ref_score)[2]
-    out_score, info = analyze(notes, pedals=pedals, title=piece.name, cfg=cfg)
+    out_score, info = analyze(notes, pedals=pedals, title=piece.name, cfg=cfg,
+                              durations=durations)
     shares = compare(ref_score, ref, out_score)
     ref_sharps = key_sharps(ref_score)
     return Result(piece.name, len(ref), shares.position, shares.rhythm, shares.duration,

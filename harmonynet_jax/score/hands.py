@@ -28,7 +28,7 @@ HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is no
 OCTAVE = 12.0
 
 
-def _groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
+def chord_groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
     """Indices of near-simultaneous notes, each group sorted by pitch."""
     order = sorted(range(len(notes)), key=lambda i: (notes[i].onset, notes[i].pitch))
     groups: list[list[int]] = []
@@ -166,7 +166,7 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
     if not notes:
         return []
-    groups = _groups(notes, cfg.chord_spread_s)
+    groups = chord_groups(notes, cfg.chord_spread_s)
     chords = sounding(notes, groups)
     if four_part_texture(chords, cfg):
         return split_four_part(notes, groups, chords)

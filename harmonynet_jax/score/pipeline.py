@@ -1,6 +1,7 @@
 """Notes -> music21 Score: the stages of `harmonynet_jax.score` in order.
 
-tempo (beats) -> meter (beat level, meter, pickup) -> hands -> quantise -> key -> notation.
+(written lengths, for sounding durations) -> tempo (beats) -> meter (beat level, meter,
+pickup) -> hands -> quantise -> key -> notation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harmonynet_jax.score.keys import estimate_key
 from harmonynet_jax.score.meter import Rhythm, choose_rhythm, parse_time_signature
 from harmonynet_jax.score.notation import build_stream, make_layout
 from harmonynet_jax.score.quantize import Quantized, quantize
+from harmonynet_jax.score.sounding import written_lengths
 from harmonynet_jax.score.tempo import (
     BeatGrid,
     candidate_periods,
@@ -35,6 +37,7 @@ from harmonynet_jax.score.tempo import (
 DEFAULT_BPM = 100.0  # for input with too few onsets to measure a tempo
 MIN_GROUPS_TO_TRACK = 4
 EDGE_BEATS = 4  # tracked beats added before the first and after the last note
+DURATIONS = ("played", "sounding")  # what a note's offset means (see `analyze`)
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,27 @@ def _to_ql(t: float, rhythm: Rhythm) -> Fraction:
 def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
             title: str | None = None, composer: str | None = None,
             tempo: float | None = None, time_signature: str | None = None,
-            cfg: ScoreConfig | None = None) -> tuple[stream.Score, ScoreInfo]:
-    """Build the score and describe it. See `harmonynet_jax.score.write`."""
+            cfg: ScoreConfig | None = None, durations: str = "played"
+            ) -> tuple[stream.Score, ScoreInfo]:
+    """Build the score and describe it. See `harmonynet_jax.score.write`.
+
+    durations: "played" when offsets are key releases (MIDI files, the token decoder; the
+    pedal comes as spans), "sounding" when they are how long notes ring, pedal included (the
+    frame decoder): written lengths are then estimated first (`score.sounding`): once by
+    register for the meter and the hand split, then within each staff for the score.
+    """
     cfg = cfg or ScoreConfig()
     if tempo is not None and tempo <= 0:
         raise ValueError(f"tempo must be positive, got {tempo}")
+    if durations not in DURATIONS:
+        raise ValueError(f"durations must be one of {DURATIONS}, got {durations!r}")
     notes_n = normalize_notes(notes, cfg.min_note_seconds)
+    staves = None
+    meter_notes = notes_n
+    if durations == "sounding":
+        meter_notes = written_lengths(notes_n, cfg)
+        staves = split_hands(meter_notes, cfg)
+        notes_n = written_lengths(notes_n, cfg, staves)
     pedal_spans = normalize_pedals(pedals)
     if not notes_n:
         meter = parse_time_signature(time_signature or "4/4")
@@ -130,10 +148,10 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
         q = Quantized([], {1: {}, 2: {}})
         k = m21key.Key("C")
     else:
-        rhythm = choose_rhythm(notes_n, onset_groups(notes_n, cfg),
-                               track_grids(notes_n, tempo, cfg), cfg, time_signature,
+        rhythm = choose_rhythm(meter_notes, onset_groups(meter_notes, cfg),
+                               track_grids(meter_notes, tempo, cfg), cfg, time_signature,
                                tempo is not None)
-        q = quantize(notes_n, split_hands(notes_n, cfg), rhythm, cfg)
+        q = quantize(notes_n, staves or split_hands(notes_n, cfg), rhythm, cfg)
         k = estimate_key([(n.start, n.pitch, n.end - n.start) for n in q.notes], cfg)
     end = max((n.end for n in q.notes), default=Fraction(0))
     lay = make_layout(rhythm.meter, rhythm.anacrusis, end)
