@@ -46,7 +46,8 @@ class EndToEnd:
     transcribed: fidelity.Result
     played: int  # notes performed (the transcription's reference)
     heard: int  # notes transcribed
-    onset_f1: float  # mir_eval onset F1 (50 ms) of the transcription against the performance
+    onset_f1: float | None  # mir_eval onset F1 (50 ms) against the performance (None: the
+    # second reading has the performed onsets)
 
 
 def _back(t: float) -> float:
@@ -60,13 +61,10 @@ def sounding_mode(pieces: Sequence[fidelity.Piece], seed: int, durations: str
     pedal with no pedal spans (what the frame decoder reports), read as `durations`."""
     out = []
     for piece in pieces:
-        ref_score, ref = fidelity.reference(piece)
-        played, pedals = fidelity.perform_reference(ref_score, ref, piece.bpm, seed)
-        ringing = fidelity.ringing(played, pedals)
-        out.append(EndToEnd(
-            fidelity.evaluate_notes(piece, ref_score, ref, played, pedals),
-            fidelity.evaluate_notes(piece, ref_score, ref, ringing, [], durations=durations),
-            len(played), len(ringing), 1.0))
+        p = fidelity.Performed.of(piece, seed)
+        ringing = fidelity.ringing(p.played, p.pedals)
+        out.append(EndToEnd(p.score(p.played, p.pedals), p.score(ringing, [], durations=durations),
+                            len(p.played), len(ringing), None))
     return out
 
 
@@ -95,19 +93,16 @@ def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "so
     cfg = tuned_config(origin, InferenceConfig())
     out = []
     for piece in pieces:
-        ref_score, ref = fidelity.reference(piece)
-        played, pedals = fidelity.perform_reference(ref_score, ref, piece.bpm, seed)
-        audio = render_notes(played, pedals, preset, settings, tail_seconds=TAIL_SECONDS,
+        p = fidelity.Performed.of(piece, seed)
+        audio = render_notes(p.played, p.pedals, preset, settings, tail_seconds=TAIL_SECONDS,
                              lead_in_seconds=LEAD_IN_SECONDS)
         heard = transcribe(audio, model=model, config=cfg, sample_rate=settings.sample_rate)
         notes = [Note(_back(n.onset), _back(n.offset), n.pitch, n.velocity) for n in heard.notes]
         heard_pedals = [(_back(p.onset), _back(p.offset)) for p in heard.pedals]
-        f1 = note_scores([Note(*n) for n in played], notes)["onset_f1"]
-        out.append(EndToEnd(
-            fidelity.evaluate_notes(piece, ref_score, ref, played, pedals),
-            fidelity.evaluate_notes(piece, ref_score, ref, notes, heard_pedals,
-                                    durations=durations),
-            len(played), len(notes), f1))
+        f1 = note_scores([Note(*n) for n in p.played], notes)["onset_f1"]
+        out.append(EndToEnd(p.score(p.played, p.pedals),
+                            p.score(notes, heard_pedals, durations=durations),
+                            len(p.played), len(notes), f1))
     return out
 
 
@@ -129,7 +124,8 @@ def side_by_side(rows: Sequence[EndToEnd], held_out: set[str], second: str = "tr
         keys = f"{'y' if p.key_ok else 'n'}/{'y' if t.key_ok else 'n'}"
         meters = f"{p.meter} {t.meter}" + ("" if p.meter_ok and t.meter_ok else f" ({p.ref_meter})")
         mark = "* " if p.piece in held_out else "  "
-        lines.append(f"{mark}{p.piece:<28}{e.played:>6}{e.heard:>6}{e.onset_f1:>6.3f}  {shares}"
+        f1 = "-" if e.onset_f1 is None else f"{e.onset_f1:.3f}"
+        lines.append(f"{mark}{p.piece:<28}{e.played:>6}{e.heard:>6}{f1:>6}  {shares}"
                      f"  {keys:>5}  {meters:<17}{p.tempo_bpm:>4.0f}{t.tempo_bpm:>4.0f}")
     lines.append("  " + "-" * (len(head) - 2))
     groups = (("all", rows), ("tuning", [e for e in rows if e.perfect.piece not in held_out]),
@@ -137,12 +133,12 @@ def side_by_side(rows: Sequence[EndToEnd], held_out: set[str], second: str = "tr
     for label, group in groups:
         if not group or (label != "all" and len(group) == len(rows)):
             continue
-        f1 = sum(e.onset_f1 for e in group) / len(group)
+        f1s = [e.onset_f1 for e in group if e.onset_f1 is not None]
         for reading, results in (("perfect", [e.perfect for e in group]),
                                  (second, [e.transcribed for e in group])):
             s = fidelity.summary(results)
-            extra = (f", onset F1 {f1:.3f} (mean of pieces)" if reading == "transcribed"
-                     else "")
+            extra = (f", onset F1 {sum(f1s) / len(f1s):.3f} (mean of pieces)"
+                     if reading == second and f1s else "")
             lines.append(f"  {label} ({len(group)}) {reading:<11}: "
                          + ", ".join(f"{k} {100 * s[k]:.1f}%" for k in SHARES) + extra)
     return "\n".join(lines)

@@ -306,11 +306,33 @@ def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, s
                    sorted(set(bar_starts)))
 
 
+@dataclass(frozen=True)
+class Performed:
+    """A piece's written score and one humanised performance of it (`seed`)."""
+
+    piece: Piece
+    ref_score: stream.Score
+    ref: list[Written]
+    played: list[tuple[float, float, int, int]]
+    pedals: list[tuple[float, float]]
+
+    @classmethod
+    def of(cls, piece: Piece, seed: int) -> Performed:
+        ref_score, ref = reference(piece)
+        return cls(piece, ref_score, ref, *perform_reference(ref_score, ref, piece.bpm, seed))
+
+    def score(self, notes: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]],
+              cfg: ScoreConfig | None = None, durations: str = "played") -> Result:
+        """`notes` (this performance, or what a transcriber heard of it) scored and compared
+        with the written piece."""
+        return evaluate_notes(self.piece, self.ref_score, self.ref, notes, pedals, cfg,
+                              durations)
+
+
 def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Result:
     """Perform, transcribe to a score and compare one piece."""
-    ref_score, ref = reference(piece)
-    played, pedals = perform_reference(ref_score, ref, piece.bpm, seed)
-    return evaluate_notes(piece, ref_score, ref, played, pedals, cfg)
+    p = Performed.of(piece, seed)
+    return p.score(p.played, p.pedals, cfg)
 
 
 def ringing(played: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]]
@@ -326,9 +348,8 @@ def evaluate_sounding(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = Non
                       durations: str = "sounding") -> Result:
     """Perform one piece, lengthen its notes by the pedal (`ringing`) and score them without
     pedal spans, read as `durations` (benchmarks/score.py --sounding)."""
-    ref_score, ref = reference(piece)
-    played, pedals = perform_reference(ref_score, ref, piece.bpm, seed)
-    return evaluate_notes(piece, ref_score, ref, ringing(played, pedals), [], cfg, durations)
+    p = Performed.of(piece, seed)
+    return p.score(ringing(p.played, p.pedals), [], cfg, durations)
 
 
 def evaluate_notes(piece: Piece, ref_score: stream.Score, ref: list[Written],
