@@ -170,10 +170,9 @@ def frame_probabilities(
     (`decoding.margin_samples` of context each side), one at a time, middles kept."""
     c = model.contract
     audio = np.asarray(audio, np.float32).reshape(-1)
-    margin = decoding.margin_samples
-    count = inference.segment_count(audio.size, c.segment_samples, margin)
-    joiner = inference.FrameJoiner(count, c.frames, c.num_pitches, decoding.margin_frames)
-    for chunk in inference.chunks(audio, c.segment_samples, 1, margin):
+    tiling = inference.Tiling(c.segment_samples, c.frames, c.hop_samples, decoding.margin_frames)
+    joiner = tiling.frame_joiner(audio.size, c.num_pitches)
+    for chunk in tiling.chunks(audio, 1):
         joiner.add(chunk.first, model.frame_probs(model.encode(chunk.audio)), chunk.count)
     return joiner
 

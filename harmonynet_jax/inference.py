@@ -292,6 +292,32 @@ def clip_to(notes: Sequence[Note], pedals: Sequence[Pedal], end: float
     )
 
 
+@dataclass(frozen=True)
+class Tiling:
+    """How a recording is cut into model segments and the frame head's outputs joined back:
+    the one set-up the desktop transcriber and the app reference loop (export.decode_loop)
+    share. margin_frames = 0: consecutive segments (what the token decoder needs)."""
+
+    segment_samples: int
+    frames_per_segment: int
+    hop: int
+    margin_frames: int = 0
+
+    @property
+    def margin_samples(self) -> int:
+        return self.margin_frames * self.hop
+
+    def count(self, num_samples: int) -> int:
+        return segment_count(num_samples, self.segment_samples, self.margin_samples)
+
+    def chunks(self, audio: np.ndarray, batch_size: int) -> Iterator[Chunk]:
+        return chunks(audio, self.segment_samples, batch_size, self.margin_samples)
+
+    def frame_joiner(self, num_samples: int, keys: int = VOCAB.num_pitches) -> FrameJoiner:
+        return FrameJoiner(self.count(num_samples), self.frames_per_segment, keys,
+                           self.margin_frames)
+
+
 def frame_count(num_samples: int, hop: int) -> int:
     """Frames of a recording: one per started hop (the frame decoder's output length)."""
     return -(-num_samples // hop)
@@ -315,14 +341,13 @@ def _joiners(model: HarmonyNet, audio: np.ndarray, decoders: Sequence[str], batc
     mc = model.config
     s = mc.segment_samples
     want_tokens = "tokens" in decoders
-    margin = 0 if want_tokens else frame_margin(model, cfg)
-    count = segment_count(len(audio), s, margin * mc.frontend.hop)
+    tiling = Tiling(s, mc.frames, mc.frontend.hop,
+                    0 if want_tokens else frame_margin(model, cfg))
     tokens = TokenJoiner(s // VOCAB.samples_per_step) if want_tokens else None
-    frames = (FrameJoiner(count, mc.frames, VOCAB.num_pitches, margin)
-              if "frames" in decoders else None)
-    with tqdm(total=count, desc=progress, unit="seg", disable=progress is None,
-              leave=False, dynamic_ncols=True) as bar:
-        for chunk in chunks(audio, s, batch_size, margin * mc.frontend.hop):
+    frames = tiling.frame_joiner(len(audio)) if "frames" in decoders else None
+    with tqdm(total=tiling.count(len(audio)), desc=progress, unit="seg",
+              disable=progress is None, leave=False, dynamic_ncols=True) as bar:
+        for chunk in tiling.chunks(audio, batch_size):
             # Encoder, token decoder and frame head are compiled separately, so any mix of
             # decoders reuses the same three programs.
             memory = _encode(model, jnp.asarray(chunk.audio))
