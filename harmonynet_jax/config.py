@@ -115,19 +115,19 @@ class ScoreConfig:
     # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
     # corpus excerpts outside the fidelity set.
     meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.702), ("pulse", -2.460), ("fit", 8.353), ("contrast", -0.148),
-        ("syncopation", 24.459), ("held_syncopation", 20.952), ("onset_period", -2.886),
-        ("chroma_period", -0.611), ("long", 0.539), ("ioi", 0.202), ("bass", -0.507),
-        ("bass_change", 0.651), ("density", 0.107), ("velocity", 0.043), ("harmony", 1.058),
-        ("half_bar", -0.194), ("bar_pairs", 0.026), ("bar_onsets", -5.453), ("bar_onsets2", 1.937),
-        ("bar_s", -4.752), ("bar_s2", -0.173), ("ties", 6.617), ("pickup", 8.507),
-        ("pickup_any", -2.458), ("end_onset", -0.236), ("end_release", 6.617),
-        ("half_long", 1.027), ("half_ioi", -1.257), ("half_bass", 0.359),
-        ("half_bass_change", -0.663), ("half_density", -0.493), ("half_harmony", -0.277),
-        ("pairs_long", -0.516), ("pairs_ioi", 0.337), ("pairs_bass", -0.217),
-        ("pairs_bass_change", 0.009), ("pairs_density", -1.298), ("pairs_harmony", -0.236),
-        ("bar_period", -0.793), ("bar_period_mean", -4.276), ("m:2/4", -0.125), ("m:3/4", 1.154),
-        ("m:4/4", 1.635), ("m:6/8", 0.119), ("m:3/8", -2.951), ("m:3/8e", -3.988),
+        ("tempo", 2.698), ("pulse", -2.473), ("fit", 8.318), ("contrast", -0.154),
+        ("syncopation", 24.434), ("held_syncopation", 20.974), ("onset_period", -2.906),
+        ("chroma_period", -1.554), ("bass_period", 1.519), ("long", 0.544), ("ioi", 0.201),
+        ("bass", -0.506), ("bass_change", 0.655), ("density", 0.106), ("velocity", 0.042),
+        ("harmony", 1.055), ("half_bar", -0.192), ("bar_pairs", 0.029), ("bar_onsets", -5.468),
+        ("bar_onsets2", 1.943), ("bar_s", -4.750), ("bar_s2", -0.159), ("ties", 6.657),
+        ("pickup", 8.495), ("pickup_any", -2.456), ("end_onset", -0.232), ("end_release", 6.624),
+        ("half_long", 1.018), ("half_ioi", -1.250), ("half_bass", 0.362),
+        ("half_bass_change", -0.662), ("half_density", -0.502), ("half_harmony", -0.278),
+        ("pairs_long", -0.522), ("pairs_ioi", 0.334), ("pairs_bass", -0.216),
+        ("pairs_bass_change", 0.025), ("pairs_density", -1.321), ("pairs_harmony", -0.236),
+        ("bar_period", -0.748), ("bar_period_mean", -4.331), ("m:2/4", -0.117), ("m:3/4", 1.146),
+        ("m:4/4", 1.635), ("m:6/8", 0.131), ("m:3/8", -2.966), ("m:3/8e", -3.992),
     )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.
@@ -151,7 +151,7 @@ class ScoreConfig:
     # Hands and voices.
     hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span
-    boundary_move_cost: float = 0.3  # per semitone the split point moves between chords
+    boundary_move_cost: float = 0.4  # per semitone the split point moves between chords
     held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
     line_step: int = 7  # semitones: a single-note line moving at most a fifth is one figure ...
     line_switch_cost: float = 1.0  # ... and costs this per change of hand inside it
@@ -160,7 +160,7 @@ class ScoreConfig:
     # while the other hand played the previous chord and holds nothing now
     gap_cost: float = 1.0  # per octave the split gap is narrower than the widest sounding gap
     boundary_prior: float = 0.02  # per semitone the first split point lies from middle C
-    lh_high: int = 69  # left-hand notes above A4 cost ...
+    lh_high: int = 72  # left-hand notes above C5 cost ...
     rh_low: int = 52  # ... and right-hand notes below E3
     range_cost: float = 0.25  # per semitone beyond those
     four_part_thin: float = 0.12  # part writing (staves by voice): at most this share of

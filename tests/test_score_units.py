@@ -19,12 +19,15 @@ from harmonynet_jax.score.fidelity import (
     part_notes,
     reference,
 )
-from harmonynet_jax.score.hands import _gap_costs, sounding, split_hands
+from harmonynet_jax.score.hands import _gap_costs, _held_costs, sounding, split_hands
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
     FEATURES,
     THREE_EIGHT_SIMPLE,
     bar_period,
+    bass_line,
+    bass_period,
+    bass_similarity,
     downbeat_gain,
     harmonic_novelty,
     parse_time_signature,
@@ -254,6 +257,31 @@ def test_part_writing_follows_the_voices_through_rests() -> None:
     assert [staves[g[1]] for g in groups[2:5]] == [1, 1, 1]
 
 
+def test_double_stops_go_below_the_two_highest_voices() -> None:
+    """A quartet's cello double stop A2-E3 under the viola's F4 and the violins' A4 and D5
+    (five notes): the two highest are the soprano and alto, everything below them is the
+    lower staff, also when the voices followed so far would put the boundary lower."""
+    chords = [(45, 52, 60, 64), (60, 64, 69), (45, 52, 65, 69, 74)]
+    notes = [Note(0.5 * i + 0.004 * v, 0.5 * i + 0.45, p, 70)
+             for i, chord in enumerate(chords) for v, p in enumerate(chord)]
+    groups = [[k for k, n in enumerate(notes) if round(n.onset / 0.5) == i]
+              for i in range(len(chords))]
+    staves = split_four_part(notes, groups, sounding(notes, groups))
+    assert [staves[k] for k in groups[2]] == [2, 2, 2, 1, 1]
+
+
+def test_a_held_bass_is_not_a_second_voice() -> None:
+    """D3 held under a G3-B3-D4 afterbeat triad: the bass costs nothing wherever the boundary
+    lies (the left hand holds it under what it plays), a held inner note still does."""
+    cfg = ScoreConfig()
+    bounds = np.arange(40, 80) + 0.5
+    triad = np.array([55.0, 59.0, 62.0])
+    assert not _held_costs(triad, np.array([50.0]), bounds, cfg).any()
+    inner = _held_costs(triad, np.array([50.0, 57.0]), bounds, cfg)
+    assert inner[bounds == 60.5] == cfg.held_note_cost * 2  # G3 and B3 with the held A3
+    assert inner[bounds == 70.5] == cfg.held_note_cost * 3
+
+
 def test_part_writing_needs_voices_that_sound_throughout() -> None:
     """Three or four sounding notes at almost every onset is part writing; a melody between
     the strokes of an accompaniment (one or two notes) is not."""
@@ -339,6 +367,25 @@ def test_bar_period_compares_the_same_bar_lengths_for_every_reading() -> None:
     in_four = bar_period(pattern, FOUR, 4)
     assert in_three["bar_period"] == 0.0 and in_three["bar_period_mean"] > 0.1
     assert in_four["bar_period"] < -0.2 and in_four["bar_period_mean"] < -0.1
+
+
+def test_bass_period_finds_the_bar_of_a_repeating_bass() -> None:
+    """A bass held for a dotted quarter, alternating C2 and G2, under a melody in eighths
+    (6/8 with a new bass every beat, or 3/4 with one every bar and a half): the lowest
+    sounding pitch class, followed in eighths, comes back after six eighths, not after three
+    or four. The 6/8 and 3/4 readings share that bar (and the same reference lags), so the
+    cue rates them alike and a 3/8 or 2/4 reading worse. Counted in quarter-note beats."""
+    bass = [(1.5 * k, 1.5 * k + 1.4, 36 if k % 2 == 0 else 43) for k in range(8)]
+    melody = [(0.5 * k, 0.5 * k + 0.45, 60 + k % 5) for k in range(24)]
+    on, off, pitch = (np.array(v, dtype=float) for v in zip(*(bass + melody), strict=True))
+    line = bass_line(on, off, pitch, 13, 2)  # eighths of quarter-note beats
+    assert np.array_equal(line[:7], [36, 36, 36, 43, 43, 43, 36])  # held notes count
+    assert bass_similarity(line, 6) == 1.0 and bass_similarity(line, 3) == 0.0
+    assert bass_similarity(line, 99) == 0.0  # longer than the excerpt
+    six_eight = bass_period(line, parse_time_signature("6/8"))
+    assert six_eight == bass_period(line, parse_time_signature("3/4")) > 0.2
+    assert bass_period(line, parse_time_signature("2/4")) < 0 < six_eight
+    assert bass_period(line, parse_time_signature("3/8")) < 0
 
 
 def test_pulse_salience_prefers_the_period_the_onsets_repeat_at() -> None:

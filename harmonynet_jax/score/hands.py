@@ -6,9 +6,10 @@ below it go to the left hand, and Viterbi chooses the boundary path that moves l
 each hand keeps its voice), keeps each hand within about a tenth, and respects each hand's
 usual register only weakly. A note struck while the same hand holds an earlier note costs a
 little (it makes a second voice), so an Alberti bass under a held melody note stays in the
-left hand even above middle C; a bass an octave or more below is exempt (the pedal holds it,
-not the hand). A single-note line (legato, steps of at most a fifth) that changes hands costs
-`ScoreConfig.line_switch_cost`, so an arpeggio rising from the bass stays in the hand that began it.
+left hand even above middle C; a held bass is exempt (the pedal or the left hand holds it
+under whatever it plays above). A single-note line (legato, steps of at most a fifth) that
+changes hands costs `ScoreConfig.line_switch_cost`, so an arpeggio rising from the bass stays
+in the hand that began it.
 
 Part writing (chorales, string quartets) follows another convention: `parts`.
 """
@@ -94,16 +95,17 @@ def _idle_costs(pitches: np.ndarray, k_of_b: np.ndarray, held_below: np.ndarray,
 def _held_costs(pitches: np.ndarray, held: np.ndarray, bounds: np.ndarray, cfg: ScoreConfig
                 ) -> np.ndarray:
     """Per boundary: pairs of a struck note and an earlier note its hand still holds (a
-    second voice in that hand), `held_note_cost` each. A bass held a hand span or more
-    below the struck note is exempt: the hand cannot hold it and reach up, so the pedal
-    holds it and the hand is free (an arpeggio over a pedalled bass stays in the left hand)."""
+    second voice in that hand), `held_note_cost` each. A held bass (no note sounds lower) is
+    exempt: a hand span or more below the struck notes the pedal holds it, not the hand (an
+    arpeggio over a pedalled bass stays in the left hand), and within the span holding a bass
+    under the chords above it is how a left hand plays (a Polonaise's held bass under its
+    afterbeat triads), not a second voice that would push the triads' top note up."""
     out = np.zeros(len(bounds))
     if held.size == 0:
         return out
     bass = min(float(held.min()), float(pitches.min()))
-    for h in held:
-        struck = pitches if h > bass else pitches[pitches - h < cfg.hand_span]
-        for p in struck:
+    for h in held[held > bass]:
+        for p in pitches:
             same_hand = (bounds > max(p, h)) | (bounds < min(p, h))
             out += cfg.held_note_cost * same_hand
     return out

@@ -16,9 +16,11 @@ a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
     notes, and harmonic change (novelty of the pitch-class profile between the bar before
     and the bar after a beat),
   - bar-length cues: onset patterns and pitch-class profiles repeating one bar later (also
-    against the same bar lengths in quarter notes for every reading), beat 1 stronger than
-    beat 3 (4/4), strong and weak bars alternating (2/4, 6/8, 3/8 in one), for the combined
-    accent and for each downbeat cue, onsets and seconds per bar,
+    against the same bar lengths in quarter notes for every reading), the bass (lowest
+    sounding pitch class, in eighths) coming back one bar later against those same bar
+    lengths, beat 1 stronger than beat 3 (4/4), strong and weak bars alternating (2/4, 6/8,
+    3/8 in one), for the combined accent and for each downbeat cue, onsets and seconds per
+    bar,
   - notes tied over barlines, the pickup's length, how the excerpt ends,
   - a bias per meter (a learned prior).
 The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
@@ -55,11 +57,12 @@ HYPER_CUES = ("long", "ioi", "bass", "bass_change", "density", "harmony")
 METER_NAMES = ("m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e")
 # Bar lengths (quarter notes) of the meters read; `bar_period` compares their periodicities.
 BAR_QUARTERS = (Fraction(3, 2), Fraction(2), Fraction(3), Fraction(4))
+EIGHTHS_PER_QUARTER = 2  # the bass is followed in eighths (`bass_line`, `bass_period`)
 
 # The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
 FEATURES = (
     "tempo", "pulse", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
-    "chroma_period", "long", "ioi",
+    "chroma_period", "bass_period", "long", "ioi",
     "bass", "bass_change", "density", "velocity", "harmony", "half_bar", "bar_pairs", "bar_onsets",
     "bar_onsets2", "bar_s", "bar_s2", "ties", "pickup", "pickup_any", "end_onset",
     "end_release",
@@ -359,6 +362,41 @@ def chroma_similarity(chroma: np.ndarray, lag: int) -> float:
     return float(np.mean((a * b).sum(axis=1)[ok] / den[ok])) if ok.any() else 0.0
 
 
+def bass_line(on: np.ndarray, off: np.ndarray, pitch: np.ndarray, n_beats: int,
+              per_beat: int) -> np.ndarray:
+    """Lowest pitch sounding (held notes too) at each of `per_beat` steps of every beat (NaN
+    where nothing sounds); onsets and offsets in beats."""
+    t = np.arange(n_beats * per_beat)[:, None] / per_beat + ON_BEAT_TOLERANCE / per_beat
+    sounding = (on[None, :] < t) & (off[None, :] > t)
+    low = np.where(sounding, pitch[None, :].astype(float), np.inf).min(axis=1)
+    return np.where(np.isinf(low), np.nan, low)
+
+
+def bass_similarity(line: np.ndarray, lag: int) -> float:
+    """Share of steps of a `bass_line` whose pitch class comes back `lag` steps later.
+
+    Harmony, and with it the bass, tends to repeat and change bar by bar: an Alberti or
+    oom-pah bass returns to its note one bar later, a bass held through a 6/8 bar repeats
+    every six eighths rather than every three. Steps where nothing sounds are skipped.
+    """
+    if lag <= 0 or lag >= len(line):
+        return 0.0
+    a, b = line[:-lag], line[lag:]
+    ok = ~np.isnan(a) & ~np.isnan(b)
+    if not ok.any():
+        return 0.0
+    return float(np.mean(a[ok] % PITCH_CLASSES == b[ok] % PITCH_CLASSES))
+
+
+def bass_period(line: np.ndarray, meter: Meter) -> float:
+    """How much the bass (a `bass_line` in eighths) repeats after this reading's bar, against
+    its mean over the bar lengths of `BAR_QUARTERS` (the same lags for every reading, as in
+    `bar_period`: 3/4 and 6/8 share a bar, so the bass says nothing between them)."""
+    own = bass_similarity(line, int(meter.bar_ql * EIGHTHS_PER_QUARTER))
+    others = [bass_similarity(line, int(q * EIGHTHS_PER_QUARTER)) for q in BAR_QUARTERS]
+    return own - float(np.mean([own, *others]))
+
+
 def onset_pattern(on: np.ndarray, weights: np.ndarray, n_beats: int, steps: int
                   ) -> np.ndarray:
     """Onset weight on a grid of `steps` per beat (for bar-periodicity)."""
@@ -518,6 +556,8 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
                     {lag: periodicity(pattern, lag * steps) for lag in {n, *PERIOD_LAGS}}, n),
                 chroma_period=-relative(
                     {lag: chroma_similarity(cues.chroma, lag) for lag in {n, *PERIOD_LAGS}}, n),
+                bass_period=-bass_period(bass_line(on, off, pitch, n_beats, int(
+                    meter.beat_ql * EIGHTHS_PER_QUARTER)), meter),
             )
             features.update(bar_size(x, period * n, n))
             features.update(bar_period(pattern, meter, steps))

@@ -4,7 +4,8 @@ staff, tenor and bass on the lower, however far the tenor is from the bass.
 When the texture is part writing (`four_part_texture`), notes go by voice: four voices are
 followed from sonority to sonority, a sonority of fewer notes is matched to the voices it
 continues (the voice that rests is the one the others are furthest from), and the two lowest
-voices are the lower staff (`split_four_part`). Ranking the sounding notes alone would put the
+voices are the lower staff (`split_four_part`); in a sonority of more than four notes the two
+highest are the upper staff. Ranking the sounding notes alone would put the
 tenor on the upper staff whenever the bass rests.
 """
 
@@ -20,6 +21,7 @@ from harmonynet_jax.score.events import Note
 
 FOUR_PARTS = 4
 LOWER_VOICES = 2  # bass and tenor
+UPPER_VOICES = FOUR_PARTS - LOWER_VOICES  # alto and soprano
 DEFAULT_VOICES = (48.0, 55.0, 64.0, 71.0)  # before the first full sonority
 
 
@@ -45,13 +47,15 @@ def match_voices(chord: np.ndarray, voices: np.ndarray) -> tuple[int, ...]:
 def split_four_part(notes: Sequence[Note], groups: list[list[int]],
                     chords: list[np.ndarray]) -> list[int]:
     """Staff per note by voice: bass and tenor on the lower staff (2), the others above (1).
-    Sonorities of more than four notes (doublings) part between the tenor and the alto."""
+    In sonorities of more than four notes the two highest are the soprano and the alto: the
+    extra notes are doublings or double stops of the lower parts (a quartet's cello and
+    viola), so they go below."""
     full = [c for c in chords if len(c) == FOUR_PARTS]
     voices = np.array(full[0] if full else DEFAULT_VOICES, dtype=float)
     staves = [1] * len(notes)
     for g, chord in zip(groups, chords, strict=True):
         if len(chord) > FOUR_PARTS:
-            boundary = 0.5 * (voices[LOWER_VOICES - 1] + voices[LOWER_VOICES])
+            boundary = 0.5 * (chord[-UPPER_VOICES] + chord[-UPPER_VOICES - 1])
             lower = {notes[i].pitch for i in g if notes[i].pitch < boundary}
         else:
             slots = match_voices(chord.astype(float), voices)
