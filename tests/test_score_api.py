@@ -166,3 +166,24 @@ def test_beams_do_not_cross_gaps_in_a_second_voice(capsys: pytest.CaptureFixture
                 assert a.offset + a.quarterLength == b.offset, (a, b)  # no gap between
                 assert int(a.offset) == int(b.offset), (a, b)  # one beat (quarter) only
     assert "beam" not in capsys.readouterr().err
+
+
+def test_a_voice_silent_for_a_whole_bar_leaves_no_rest_in_it() -> None:
+    """Joplin's bars alternate between one and two voices per staff: before this was pinned,
+    14 of its bars showed a whole rest of the silent voice floating above the notes."""
+    from harmonynet_jax.score.fidelity import PIECES, Performed
+
+    piece = next(p for p in PIECES if p.name == "Joplin Maple Leaf")
+    performed = Performed.of(piece, 0)
+    built = score.build_score(performed.played, pedals=performed.pedals)
+    multi, floating = 0, 0
+    for part in built.parts:
+        for m in part.getElementsByClass(stream.Measure):
+            multi += bool(m.voices)
+            for v in m.voices:
+                rests = list(v.notesAndRests)
+                if all(isinstance(e, note.Rest) for e in rests) and any(
+                        not e.style.hideObjectOnPrint for e in rests):
+                    floating += 1
+    assert multi > 0  # the piece does need two voices somewhere
+    assert floating == 0

@@ -214,8 +214,10 @@ def _staff_part(notes: list[QNote], staff: int, lay: Layout, table: dict[int, st
             m.insert(0, m21key.KeySignature(sharps))
         if i == 0 or clefs[i] != clefs[i - 1]:
             m.insert(0, clef.TrebleClef() if clefs[i] == "G" else clef.BassClef())
-        active = [v for j, v in enumerate(voices)
-                  if j == 0 or any(it.start < end and it.end > start for it in v.items)]
+        # The voices with notes in this bar, the first of them with visible rests: a voice
+        # silent for a whole bar is left out (not a whole rest floating above the notes).
+        active = [v for v in voices
+                  if any(it.start < end and it.end > start for it in v.items)] or voices[:1]
         for j, v in enumerate(active):
             items = _fill(v, start, end)
             if j == 0 and len(items) == 1 and not items[0][0].pitches:
