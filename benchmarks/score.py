@@ -3,12 +3,16 @@ written score (see `harmonynet_jax.score.fidelity`). Prints one table per seed a
 figures for the tuning pieces, the held-out pieces (never used to tune `ScoreConfig`) and all.
 
     PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all]
-        [--transcribed | --sounding] [--raw]
+        [--transcribed [--cache DIR] [--checkpoint PATH] | --sounding] [--raw]
 
 With --transcribed (end to end: what a pianist gets), each performance is also rendered with
 FluidSynth, transcribed by the bundled model as transcribe.py does, and the transcribed notes
 are scored and compared the same way; the table puts both side by side, with the
-transcription's onset F1 against the performed notes.
+transcription's onset F1 against the performed notes. --cache DIR keeps each transcription
+(DIR/<model sha256 prefix>/seed<N>/<piece>.pkl, keyed by the weights file's sha256, the seed
+and the piece), so later runs with the same model only score (seconds instead of minutes);
+--checkpoint scores another weights file than the bundled one. The key does not cover the
+synth or inference settings: clear DIR after changing those.
 
 With --sounding (seconds, no audio) the performed notes are lengthened by their pedal
 (`evaluate.sustained`) and scored without pedal spans, as the frame decoder reports them, and
@@ -20,9 +24,13 @@ them as played durations instead, to see what the estimate gains. --transcribed 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import pickle
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harmonynet_jax.score import fidelity
 
@@ -68,37 +76,90 @@ def sounding_mode(pieces: Sequence[fidelity.Piece], seed: int, durations: str
     return out
 
 
-def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "sounding"
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_path(cache: str | Path, model_sha: str, seed: int, piece: fidelity.Piece) -> Path:
+    """Where one transcription is kept: keyed by the model file, the seed and the piece."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", piece.name).strip("_")
+    return Path(cache) / model_sha[:16] / f"seed{seed}" / f"{slug}.pkl"
+
+
+class _Transcriber:
+    """The model and the synth, loaded on first use (a fully cached run loads neither)."""
+
+    def __init__(self, checkpoint: str | None) -> None:
+        self.checkpoint = checkpoint
+        self._ready = False
+
+    def model_path(self) -> Path:
+        from harmonynet_jax.inference import bundled_model_path
+
+        return Path(self.checkpoint) if self.checkpoint else bundled_model_path()
+
+    def __call__(self, p: fidelity.Performed) -> tuple[list, list]:
+        """(notes, pedal spans) transcribed from the rendered performance, in its own time."""
+        from harmonynet_jax.inference import transcribe
+        from harmonynet_jax.synth.render import render_notes
+        from harmonynet_jax.tokens import Note
+
+        if not self._ready:
+            from harmonynet_jax.config import InferenceConfig, SynthConfig
+            from harmonynet_jax.inference import load_model, tuned_config
+            from harmonynet_jax.synth.fixture import pick_preset
+            from harmonynet_jax.synth.fluid import FluidSettings
+            from harmonynet_jax.synth.soundfonts import piano_presets
+
+            synth = SynthConfig()
+            presets = piano_presets(synth.soundfont_dirs, synth.piano_programs)
+            if not presets:
+                raise SystemExit("no piano SoundFont found: install fluid-soundfont-gm")
+            self.preset = pick_preset(presets, SOUNDFONT, PROGRAM)
+            self.settings = FluidSettings()
+            # the bundled model (or --checkpoint), with the settings its header carries
+            self.model, origin = load_model(self.checkpoint)
+            self.cfg = tuned_config(origin, InferenceConfig())
+            self._ready = True
+        audio = render_notes(p.played, p.pedals, self.preset, self.settings,
+                             tail_seconds=TAIL_SECONDS, lead_in_seconds=LEAD_IN_SECONDS)
+        heard = transcribe(audio, model=self.model, config=self.cfg,
+                           sample_rate=self.settings.sample_rate)
+        notes = [Note(_back(n.onset), _back(n.offset), n.pitch, n.velocity) for n in heard.notes]
+        return notes, [(_back(q.onset), _back(q.offset)) for q in heard.pedals]
+
+
+def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "sounding",
+               cache: str | Path | None = None, checkpoint: str | None = None
                ) -> list[EndToEnd]:
     """Perform each piece, score the performance, and score its transcription.
 
-    Imports JAX and the model lazily, so the default mode stays fast.
+    Imports JAX and the model lazily, so the default mode (and a fully cached run) stays
+    fast. With `cache`, transcriptions are read from and written to it (`cache_path`).
     """
-    from harmonynet_jax.config import InferenceConfig, SynthConfig
     from harmonynet_jax.evaluate import note_scores
-    from harmonynet_jax.inference import load_model, transcribe, tuned_config
-    from harmonynet_jax.synth.fixture import pick_preset
-    from harmonynet_jax.synth.fluid import FluidSettings
-    from harmonynet_jax.synth.render import render_notes
-    from harmonynet_jax.synth.soundfonts import piano_presets
     from harmonynet_jax.tokens import Note
 
-    synth = SynthConfig()
-    presets = piano_presets(synth.soundfont_dirs, synth.piano_programs)
-    if not presets:
-        raise SystemExit("no piano SoundFont found: install fluid-soundfont-gm")
-    preset = pick_preset(presets, SOUNDFONT, PROGRAM)
-    settings = FluidSettings()
-    model, origin = load_model()  # the bundled model, with the settings its header carries
-    cfg = tuned_config(origin, InferenceConfig())
+    hear = _Transcriber(checkpoint)
+    model_sha = file_sha256(hear.model_path()) if cache is not None else ""
     out = []
     for piece in pieces:
         p = fidelity.Performed.of(piece, seed)
-        audio = render_notes(p.played, p.pedals, preset, settings, tail_seconds=TAIL_SECONDS,
-                             lead_in_seconds=LEAD_IN_SECONDS)
-        heard = transcribe(audio, model=model, config=cfg, sample_rate=settings.sample_rate)
-        notes = [Note(_back(n.onset), _back(n.offset), n.pitch, n.velocity) for n in heard.notes]
-        heard_pedals = [(_back(p.onset), _back(p.offset)) for p in heard.pedals]
+        where = cache_path(cache, model_sha, seed, piece) if cache is not None else None
+        if where is not None and where.exists():
+            with open(where, "rb") as f:
+                notes, heard_pedals = pickle.load(f)
+        else:
+            notes, heard_pedals = hear(p)
+            if where is not None:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                with open(where, "wb") as f:
+                    pickle.dump(([tuple(n) for n in notes], heard_pedals), f)
+        notes = [Note(*n) for n in notes]
         f1 = note_scores([Note(*n) for n in p.played], notes)["onset_f1"]
         out.append(EndToEnd(p.score(p.played, p.pedals),
                             p.score(notes, heard_pedals, durations=durations),
@@ -158,13 +219,19 @@ def main() -> None:
     parser.add_argument("--raw", action="store_true",
                         help="with --sounding or --transcribed: read the notes as played "
                              "durations (no written-length estimate), for comparison")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="with --transcribed: keep transcriptions in DIR (keyed by model "
+                             "sha256, seed and piece) and reuse them")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="with --transcribed: a weights file instead of the bundled model")
     args = parser.parse_args()
     held_out = {p.name for p in fidelity.HELD_OUT}
     durations = "played" if args.raw else "sounding"
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         if args.transcribed or args.sounding:
-            rows = (end_to_end(SETS[args.set], seed, durations) if args.transcribed
+            rows = (end_to_end(SETS[args.set], seed, durations, args.cache, args.checkpoint)
+                    if args.transcribed
                     else sounding_mode(SETS[args.set], seed, durations))
             second = "transcribed" if args.transcribed else "sustained"
             print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out; each column "

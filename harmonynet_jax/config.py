@@ -148,6 +148,9 @@ class ScoreConfig:
     sounding_region: int = 7
     sounding_staff_region: int = 24  # the same within a staff, once the hands are split
     sounding_age_cost: float = 3.0  # semitones per chord struck since: the last moved moves on
+    # For the meter only: a lower-staff bass note rings on to the next bass at or below it
+    # while all its staff strikes meanwhile lies at least this far above (`held_basses`).
+    sounding_bass_leap: int = 7
     # Hands and voices.
     hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span

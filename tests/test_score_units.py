@@ -496,6 +496,33 @@ def test_sounding_lengths_end_at_the_next_note_of_the_voice() -> None:
     assert written_lengths(released, ScoreConfig()) == released
 
 
+def test_held_basses_ring_under_chords_not_under_a_line() -> None:
+    """For the meter, a bass under chords a fifth or more above rings on to the next bass
+    (the register cut ended it at the first chord); a bass followed by a step keeps its cut."""
+    from harmonynet_jax.score.sounding import held_basses, written_lengths
+
+    cfg = ScoreConfig()
+    bar = 1.8  # 3/4 at 100 bpm, pedalled bar by bar: everything rings to the barline
+    notes = []
+    for b in range(2):
+        t0 = b * bar
+        notes.append(Note(t0, t0 + bar, 43 - 2 * b, 70))  # the bass on the downbeat
+        for k in range(1, 6):  # eighth chords a fifth and more above it
+            notes += [Note(t0 + k * 0.3, t0 + bar, 50, 60), Note(t0 + k * 0.3, t0 + bar, 55, 60)]
+    notes.sort()
+    cut = written_lengths(notes, cfg)
+    held = held_basses(notes, cut, [2] * len(notes), cfg)
+    first = notes.index(Note(0.0, bar, 43, 70))
+    assert cut[first].offset < 0.31  # the register cut: an eighth
+    assert held[first].offset == bar  # rings on to the next bass (41)
+    assert [h for h, c, n in zip(held, cut, notes, strict=True) if n.pitch > 43] == [
+        c for c, n in zip(cut, notes, strict=True) if n.pitch > 43]  # chords unchanged
+    line = [Note(0.0, 1.2, 43, 70), Note(0.3, 1.2, 45, 70), Note(0.6, 1.2, 47, 70)]
+    cut = written_lengths(line, cfg)
+    assert held_basses(line, cut, [2, 2, 2], cfg) == cut  # a moving line keeps its cut
+    assert held_basses(line, cut, [1, 1, 1], cfg) == cut  # the upper staff is left alone
+
+
 def test_sounding_durations_come_out_as_written() -> None:
     """A pedalled Alberti bass given as sounding durations is written in eighths, the melody
     over it in whole notes; read as played durations the bass would ring to the barline."""

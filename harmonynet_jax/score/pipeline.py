@@ -22,7 +22,7 @@ from harmonynet_jax.score.keys import estimate_key
 from harmonynet_jax.score.meter import Rhythm, choose_rhythm, parse_time_signature
 from harmonynet_jax.score.notation import build_stream, make_layout
 from harmonynet_jax.score.quantize import Quantized, quantize
-from harmonynet_jax.score.sounding import written_lengths
+from harmonynet_jax.score.sounding import held_basses, written_lengths
 from harmonynet_jax.score.tempo import (
     BeatGrid,
     candidate_periods,
@@ -126,7 +126,8 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     durations: "played" when offsets are key releases (MIDI files, the token decoder; the
     pedal comes as spans), "sounding" when they are how long notes ring, pedal included (the
     frame decoder): written lengths are then estimated first (`score.sounding`): once by
-    register for the meter and the hand split, then within each staff for the score.
+    register for the meter and the hand split (the meter's notes then keep the lower staff's
+    basses under chords ringing, `held_basses`), then within each staff for the score.
     """
     cfg = cfg or ScoreConfig()
     if tempo is not None and tempo <= 0:
@@ -139,6 +140,7 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     if durations == "sounding":
         meter_notes = written_lengths(notes_n, cfg)
         staves = split_hands(meter_notes, cfg)
+        meter_notes = held_basses(notes_n, meter_notes, staves, cfg)
         notes_n = written_lengths(notes_n, cfg, staves)
     pedal_spans = normalize_pedals(pedals)
     if not notes_n:

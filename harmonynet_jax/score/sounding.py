@@ -14,8 +14,10 @@ pipeline runs this twice: first with a register (`sounding_region` semitones) st
 the voice, for the hand split and the meter; then within each staff, where a voice may leap
 further (`sounding_staff_region`) and the note struck last is preferred
 (`sounding_age_cost`). The quantiser's legato fill then turns the cuts into written values.
-Not recoverable from sounding lengths: a note followed by a rest under the pedal is written to
-the next note of its voice (docs/score.md).
+For the meter only, `held_basses` lets the lower staff's basses under chords ring on to the
+next bass (the register cut made them as short as the chords, and long downbeat basses are
+what places the barlines). Not recoverable from sounding lengths: a note followed by a rest
+under the pedal is written to the next note of its voice (docs/score.md).
 """
 
 from __future__ import annotations
@@ -69,3 +71,40 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
             struck_at[i] = count[staff[i]]
         ringing += group
     return [replace(n, offset=e) for n, e in zip(notes, ends, strict=True)]
+
+
+def held_basses(notes: Sequence[Note], cut: Sequence[Note], staves: Sequence[int],
+                cfg: ScoreConfig) -> list[Note]:
+    """`cut` (`written_lengths` of `notes` by register) with the lower staff's bass notes
+    ringing on: for the meter model only.
+
+    The register cut ends a bass note at the next note of the lower staff within
+    `sounding_region`, so a bass under an accompaniment of chords a fifth above (a polonaise,
+    an oom-pah or waltz bass) comes out as short as the chords, and the long bass notes that
+    mark the downbeats are lost: the Polonaise's transcription was read a beat (or an eighth)
+    off. Here each bass note of the lower staff (the lowest of its chord) sounds on, up to its
+    own sounding end, to the next bass at or below it, provided everything the lower staff
+    strikes meanwhile lies at least `sounding_bass_leap` semitones above it; a bass followed
+    by a note closer above (a line, a second voice) keeps its cut, so a moving bass line does
+    not turn into held syncopations.
+    """
+    low = [i for i, s in enumerate(staves) if s == 2]
+    sub = [notes[i] for i in low]
+    basses = [(sub[g[0]].onset, sub[g[0]].pitch, low[g[0]])
+              for g in chord_groups(sub, cfg.chord_spread_s)]
+    ends = [n.offset for n in cut]
+    for k, (_, pitch, i) in enumerate(basses):
+        end = ends[i]
+        for onset, other, _ in basses[k + 1:]:
+            if onset >= notes[i].offset:  # it stopped sounding first
+                end = notes[i].offset
+                break
+            if other <= pitch:  # the next bass note
+                end = onset
+                break
+            if other < pitch + cfg.sounding_bass_leap:  # a line or a voice moving on
+                break
+        else:
+            end = notes[i].offset
+        ends[i] = max(ends[i], end)
+    return [replace(n, offset=e) for n, e in zip(cut, ends, strict=True)]
