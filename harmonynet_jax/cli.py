@@ -91,7 +91,8 @@ def add_transcribe_args(ap: argparse.ArgumentParser) -> None:
                          "(default: what the model recommends)")
     ap.add_argument("--batch-size", type=_positive_int, default=8, metavar="N",
                     help="segments per model call (default 8)")
-    ap.add_argument("--title", help="score title (MusicXML/PDF) and MIDI track name")
+    ap.add_argument("--title", help="score title (MusicXML/PDF) and MIDI track name "
+                    "(default: the input file's name)")
     ap.add_argument("--composer", help="score composer (MusicXML/PDF)")
     ap.add_argument("--tempo", type=parse_tempo, metavar="BPM",
                     help="quarter notes per minute for the score and the MIDI tempo map")

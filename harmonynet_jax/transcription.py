@@ -136,7 +136,10 @@ class Transcription:
               ) -> tuple[list[Path], list[tuple[str, str]]]:
         """Writes each format of `plan` ({"midi" | "json" | "musicxml" | "pdf": path}) and
         returns (paths written, [(format, one-line error)]). MIDI and JSON come first and a
-        score failure costs only MusicXML/PDF, so the CLI and the service keep what worked."""
+        score failure costs only MusicXML/PDF, so the CLI and the service keep what worked.
+        Without a title, the score and the MIDI track are named after the input file."""
+        if title is None and self.source:
+            title = Path(self.source).stem.replace("_", " ")
         written: list[Path] = []
         errors: list[tuple[str, str]] = []
         if "midi" in plan:

@@ -543,3 +543,18 @@ def test_frame_decoder_notes_are_scored_as_sounding() -> None:
 
     assert Transcription([], decoder="frames").score_durations == "sounding"
     assert Transcription([], decoder="tokens").score_durations == "played"
+
+
+def test_a_score_without_a_title_is_named_after_its_recording(tmp_path) -> None:
+    from music21 import converter
+
+    from harmonynet_jax.tokens import Note as TNote
+    from harmonynet_jax.transcription import Transcription
+
+    notes = [TNote(0.5 * i, 0.5 * i + 0.4, 60 + i, 80) for i in range(8)]
+    t = Transcription(notes, decoder="tokens", source="/music/chopin_prelude_4.mp3")
+    written, errors = t.write({"musicxml": tmp_path / "a.musicxml"})
+    assert not errors and written
+    assert converter.parse(written[0]).metadata.bestTitle == "chopin prelude 4"
+    written, errors = t.write({"musicxml": tmp_path / "b.musicxml"}, title="Prelude")
+    assert converter.parse(written[0]).metadata.bestTitle == "Prelude"
