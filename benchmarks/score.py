@@ -24,6 +24,7 @@ them as played durations instead, to see what the estimate gains. --transcribed 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import pickle
 import re
@@ -91,16 +92,34 @@ def cache_path(cache: str | Path, model_sha: str, seed: int, piece: fidelity.Pie
 
 
 class _Transcriber:
-    """The model and the synth, loaded on first use (a fully cached run loads neither)."""
+    """The model and the synth, loaded on first use (a fully cached run loads neither) and
+    kept for every seed of the run."""
 
     def __init__(self, checkpoint: str | None) -> None:
         self.checkpoint = checkpoint
-        self._ready = False
 
-    def model_path(self) -> Path:
+    @functools.cached_property
+    def model_sha(self) -> str:
         from harmonynet_jax.inference import bundled_model_path
 
-        return Path(self.checkpoint) if self.checkpoint else bundled_model_path()
+        return file_sha256(Path(self.checkpoint) if self.checkpoint else bundled_model_path())
+
+    @functools.cached_property
+    def _loaded(self):
+        from harmonynet_jax.config import InferenceConfig, SynthConfig
+        from harmonynet_jax.inference import load_model, tuned_config
+        from harmonynet_jax.synth.fixture import pick_preset
+        from harmonynet_jax.synth.fluid import FluidSettings
+        from harmonynet_jax.synth.soundfonts import piano_presets
+
+        synth = SynthConfig()
+        presets = piano_presets(synth.soundfont_dirs, synth.piano_programs)
+        if not presets:
+            raise SystemExit("no piano SoundFont found: install fluid-soundfont-gm")
+        # the bundled model (or --checkpoint), with the settings its header carries
+        model, origin = load_model(self.checkpoint)
+        return (pick_preset(presets, SOUNDFONT, PROGRAM), FluidSettings(), model,
+                tuned_config(origin, InferenceConfig()))
 
     def __call__(self, p: fidelity.Performed) -> tuple[list, list]:
         """(notes, pedal spans) transcribed from the rendered performance, in its own time."""
@@ -108,33 +127,16 @@ class _Transcriber:
         from harmonynet_jax.synth.render import render_notes
         from harmonynet_jax.tokens import Note
 
-        if not self._ready:
-            from harmonynet_jax.config import InferenceConfig, SynthConfig
-            from harmonynet_jax.inference import load_model, tuned_config
-            from harmonynet_jax.synth.fixture import pick_preset
-            from harmonynet_jax.synth.fluid import FluidSettings
-            from harmonynet_jax.synth.soundfonts import piano_presets
-
-            synth = SynthConfig()
-            presets = piano_presets(synth.soundfont_dirs, synth.piano_programs)
-            if not presets:
-                raise SystemExit("no piano SoundFont found: install fluid-soundfont-gm")
-            self.preset = pick_preset(presets, SOUNDFONT, PROGRAM)
-            self.settings = FluidSettings()
-            # the bundled model (or --checkpoint), with the settings its header carries
-            self.model, origin = load_model(self.checkpoint)
-            self.cfg = tuned_config(origin, InferenceConfig())
-            self._ready = True
-        audio = render_notes(p.played, p.pedals, self.preset, self.settings,
+        preset, settings, model, cfg = self._loaded
+        audio = render_notes(p.played, p.pedals, preset, settings,
                              tail_seconds=TAIL_SECONDS, lead_in_seconds=LEAD_IN_SECONDS)
-        heard = transcribe(audio, model=self.model, config=self.cfg,
-                           sample_rate=self.settings.sample_rate)
+        heard = transcribe(audio, model=model, config=cfg, sample_rate=settings.sample_rate)
         notes = [Note(_back(n.onset), _back(n.offset), n.pitch, n.velocity) for n in heard.notes]
         return notes, [(_back(q.onset), _back(q.offset)) for q in heard.pedals]
 
 
-def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "sounding",
-               cache: str | Path | None = None, checkpoint: str | None = None
+def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, hear: _Transcriber,
+               durations: str = "sounding", cache: str | Path | None = None
                ) -> list[EndToEnd]:
     """Perform each piece, score the performance, and score its transcription.
 
@@ -144,12 +146,10 @@ def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, durations: str = "so
     from harmonynet_jax.evaluate import note_scores
     from harmonynet_jax.tokens import Note
 
-    hear = _Transcriber(checkpoint)
-    model_sha = file_sha256(hear.model_path()) if cache is not None else ""
     out = []
     for piece in pieces:
         p = fidelity.Performed.of(piece, seed)
-        where = cache_path(cache, model_sha, seed, piece) if cache is not None else None
+        where = cache_path(cache, hear.model_sha, seed, piece) if cache is not None else None
         if where is not None and where.exists():
             with open(where, "rb") as f:
                 notes, heard_pedals = pickle.load(f)
@@ -227,10 +227,11 @@ def main() -> None:
     args = parser.parse_args()
     held_out = {p.name for p in fidelity.HELD_OUT}
     durations = "played" if args.raw else "sounding"
+    hear = _Transcriber(args.checkpoint)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         if args.transcribed or args.sounding:
-            rows = (end_to_end(SETS[args.set], seed, durations, args.cache, args.checkpoint)
+            rows = (end_to_end(SETS[args.set], seed, hear, durations, args.cache)
                     if args.transcribed
                     else sounding_mode(SETS[args.set], seed, durations))
             second = "transcribed" if args.transcribed else "sustained"
