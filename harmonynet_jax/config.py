@@ -86,6 +86,7 @@ class ScoreConfig:
     # Input clean-up.
     min_note_seconds: float = 0.02  # shorter (or inverted) notes are stretched to this
     chord_spread_s: float = 0.04  # onsets closer than this form one onset group (chord)
+    salience_cap_s: float = 1.0  # an onset group's weight grows with note length up to this
     # Onset envelope and tempo induction.
     frame_s: float = 0.01
     envelope_sigma_s: float = 0.03
@@ -95,6 +96,7 @@ class ScoreConfig:
     track_sigma_octaves: float = 1.0
     tracked_pulses: int = 3  # autocorrelation peaks tracked as candidate pulses
     distinct_ratio: float = 1.2  # peaks closer than this ratio count as one pulse
+    pulse_drift: float = 1.04  # a pulse's salience: its best autocorrelation within this ratio
     # Beat tracking (dynamic programming over beat time and beat period).
     track_range: tuple[float, float] = (0.6, 1.65)  # allowed periods / the global period
     override_range: tuple[float, float] = (0.88, 1.14)  # the same when `tempo` is given

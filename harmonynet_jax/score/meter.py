@@ -38,7 +38,7 @@ import numpy as np
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.tempo import BeatGrid, OnsetGroups, PulseSalience, onset_envelope
+from harmonynet_jax.score.tempo import BeatGrid, OnsetAnalysis, OnsetGroups
 
 ON_BEAT_TOLERANCE = 0.12  # in beats: an onset this close to a beat is on it
 ACCENT_DURATION_CAP = 2.0  # beats: longer notes accent no more than a half note in 4/4
@@ -490,7 +490,7 @@ class Hypothesis:
         return sum(self.terms.values())
 
 
-def _levels(tracked: BeatGrid, groups: OnsetGroups, quarter_period: float | None) -> list[_Level]:
+def _levels(tracked: BeatGrid, quarter_period: float | None) -> list[_Level]:
     """Candidate counted-beat grids derived from the tracked pulse."""
     out: list[_Level] = []
 
@@ -513,7 +513,7 @@ def _levels(tracked: BeatGrid, groups: OnsetGroups, quarter_period: float | None
     return out
 
 
-def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
+def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
                cfg: ScoreConfig, time_signature: str | None = None,
                tempo_given: bool = False) -> list[Hypothesis]:
     """Every (level, meter, phase) reading allowed by the overrides, with its features."""
@@ -523,10 +523,10 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
     off_s = np.array([n.offset for n in notes])
     pitch = np.array([n.pitch for n in notes])
     velocity = np.array([n.velocity for n in notes], dtype=float)
+    groups = onsets.groups
     accents = group_accents(groups)
-    salience = PulseSalience.of(onset_envelope(groups, cfg), cfg)
     out = []
-    for level in _levels(tracked, groups, 1.0 if tempo_given else None):
+    for level in _levels(tracked, 1.0 if tempo_given else None):
         g = level.grid
         period = float(np.median(g.periods()))
         x = g.to_beats(groups.times)
@@ -534,18 +534,22 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
         on, off = g.to_beats(on_s), g.to_beats(off_s)
         cues = beat_cues(on, off, pitch, velocity)
         n_beats = len(cues.long)
+        bass_lines: dict[int, np.ndarray] = {}  # per eighths-per-beat: shared by the meters
         base = {
             "contrast": -beat_contrast(x, accents),
             "syncopation": syncopation(x),
             "held_syncopation": held_syncopation(on, off),
             "tempo": 0.0 if tempo_given else _tempo_cost(period, level.compound, cfg),
-            "pulse": salience.at(period),
+            "pulse": onsets.salience.at(period),
         }
         for meter in _meters(level, period, forced, cfg):
             if tempo_given and not _matches_tempo(level, meter):
                 continue
             steps = _steps(meter)
             n = meter.beats_per_bar
+            per_beat = int(meter.beat_ql * EIGHTHS_PER_QUARTER)
+            if per_beat not in bass_lines:
+                bass_lines[per_beat] = bass_line(on, off, pitch, n_beats, per_beat)
             x0 = float(np.round(on.min() * steps) / steps)
             pattern = onset_pattern(x, accents, n_beats, steps)
             novelty = harmonic_novelty(cues.chroma, min(n, MAX_HARMONY_WINDOW))
@@ -556,8 +560,7 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
                     {lag: periodicity(pattern, lag * steps) for lag in {n, *PERIOD_LAGS}}, n),
                 chroma_period=-relative(
                     {lag: chroma_similarity(cues.chroma, lag) for lag in {n, *PERIOD_LAGS}}, n),
-                bass_period=-bass_period(bass_line(on, off, pitch, n_beats, int(
-                    meter.beat_ql * EIGHTHS_PER_QUARTER)), meter),
+                bass_period=-bass_period(bass_lines[per_beat], meter),
             )
             features.update(bar_size(x, period * n, n))
             features.update(bar_period(pattern, meter, steps))
@@ -581,12 +584,12 @@ def hypotheses(notes: Sequence[Note], groups: OnsetGroups, tracked: BeatGrid,
     return out
 
 
-def choose_rhythm(notes: Sequence[Note], groups: OnsetGroups, tracked: Sequence[BeatGrid],
+def choose_rhythm(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: Sequence[BeatGrid],
                   cfg: ScoreConfig, time_signature: str | None = None,
                   tempo_given: bool = False) -> Rhythm:
     """The cheapest reading over all tracked pulses; see the module docstring."""
     found = [h for grid in tracked
-             for h in hypotheses(notes, groups, grid, cfg, time_signature, tempo_given)]
+             for h in hypotheses(notes, onsets, grid, cfg, time_signature, tempo_given)]
     return min(found, key=lambda h: h.cost).rhythm
 
 

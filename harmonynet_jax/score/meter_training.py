@@ -33,7 +33,7 @@ from harmonynet_jax.score import fidelity
 from harmonynet_jax.score.events import normalize_notes
 from harmonynet_jax.score.meter import FEATURES, hypotheses
 from harmonynet_jax.score.pipeline import track_grids
-from harmonynet_jax.score.tempo import onset_groups
+from harmonynet_jax.score.tempo import OnsetAnalysis
 
 SUPPORTED = ("2/4", "3/4", "4/4", "6/8", "3/8")  # meters the model can read
 ABC_METER = {"C": "4/4"}  # ABC shorthand (alla breve "C|" is 2/2: not supported)
@@ -137,9 +137,9 @@ def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example 
     bpm = _bpm(ratio, rng)
     played, _ = fidelity.perform_reference(ref_score, ref, bpm, seed)
     notes = normalize_notes(played, cfg.min_note_seconds)
-    groups = onset_groups(notes, cfg)
-    found = [h for grid in track_grids(notes, None, cfg)
-             for h in hypotheses(notes, groups, grid, cfg)]
+    onsets = OnsetAnalysis.of(notes, cfg)
+    found = [h for grid in track_grids(notes, onsets, None, cfg)
+             for h in hypotheses(notes, onsets, grid, cfg)]
     quarter_s = 60.0 / bpm
     parts = np.array([
         (h.rhythm.meter.ratio == ratio) + 2 * (h.rhythm.anacrusis == pickup)

@@ -25,10 +25,9 @@ from harmonynet_jax.score.quantize import Quantized, quantize
 from harmonynet_jax.score.sounding import held_basses, written_lengths
 from harmonynet_jax.score.tempo import (
     BeatGrid,
+    OnsetAnalysis,
     candidate_periods,
     extend_beats,
-    onset_envelope,
-    onset_groups,
     refine_beats,
     regular_grid,
     track_beats,
@@ -38,6 +37,7 @@ DEFAULT_BPM = 100.0  # for input with too few onsets to measure a tempo
 MIN_GROUPS_TO_TRACK = 4
 EDGE_BEATS = 4  # tracked beats added before the first and after the last note
 DURATIONS = ("played", "sounding")  # what a note's offset means (see `analyze`)
+QL_DENOMINATOR = 48  # pedal marks and the ritardando land on 1/48ths of a quarter
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,15 @@ class ScoreInfo:
     pages: int = 0
 
 
-def track_grids(notes: list[Note], tempo: float | None, cfg: ScoreConfig) -> list[BeatGrid]:
+def track_grids(notes: list[Note], onsets: OnsetAnalysis, tempo: float | None,
+                cfg: ScoreConfig) -> list[BeatGrid]:
     """Tracked beat grids, one per candidate pulse (the caller's tempo: just that one)."""
-    groups = onset_groups(notes, cfg)
+    groups = onsets.groups
     start, end = notes[0].onset, max(n.offset for n in notes)
     if len(groups.times) < MIN_GROUPS_TO_TRACK:
         period = 60.0 / (tempo or DEFAULT_BPM)
         return [regular_grid(start - EDGE_BEATS * period, end + period, period)]
-    env = onset_envelope(groups, cfg)
+    env = onsets.envelope
     grids = []
     for period in [60.0 / tempo] if tempo is not None else candidate_periods(env, cfg):
         ratio = cfg.override_range if tempo is not None else cfg.track_range
@@ -107,13 +108,19 @@ def ritardando_start(rhythm: Rhythm, last_onset: float, cfg: ScoreConfig) -> Fra
     k = len(span) - 1
     while k > 0 and span[k - 1] > base * (1.0 + cfg.rit_onset):
         k -= 1
-    at = Fraction(first + k - rhythm.origin).limit_denominator(48) * rhythm.meter.beat_ql
+    at = _beats_to_ql(first + k, rhythm)
     return at if at >= 0 else None
 
 
+def _beats_to_ql(x: float, rhythm: Rhythm) -> Fraction:
+    """A position on the rhythm's beat grid (counted beats) in quarter lengths from the
+    score's start."""
+    return Fraction(x - rhythm.origin).limit_denominator(QL_DENOMINATOR) * rhythm.meter.beat_ql
+
+
 def _to_ql(t: float, rhythm: Rhythm) -> Fraction:
-    x = float(rhythm.grid.to_beats(t)) - rhythm.origin
-    return max(Fraction(0), Fraction(x).limit_denominator(48) * rhythm.meter.beat_ql)
+    """A time (s) in quarter lengths from the score's start (never before it)."""
+    return max(Fraction(0), _beats_to_ql(float(rhythm.grid.to_beats(t)), rhythm))
 
 
 def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
@@ -150,8 +157,9 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
         q = Quantized([], {1: {}, 2: {}})
         k = m21key.Key("C")
     else:
-        rhythm = choose_rhythm(meter_notes, onset_groups(meter_notes, cfg),
-                               track_grids(meter_notes, tempo, cfg), cfg, time_signature,
+        onsets = OnsetAnalysis.of(meter_notes, cfg)
+        rhythm = choose_rhythm(meter_notes, onsets, track_grids(meter_notes, onsets, tempo, cfg),
+                               cfg, time_signature,
                                tempo is not None)
         q = quantize(notes_n, staves or split_hands(notes_n, cfg), rhythm, cfg)
         k = estimate_key([(n.start, n.pitch, n.end - n.start) for n in q.notes], cfg)

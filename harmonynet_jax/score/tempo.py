@@ -17,9 +17,6 @@ import numpy as np
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
 
-DURATION_SALIENCE_CAP_S = 1.0  # longer notes are no more accented than a one-second note
-PULSE_DRIFT = 1.04  # a pulse's salience is its best autocorrelation within this ratio
-
 
 @dataclass(frozen=True)
 class OnsetGroups:
@@ -38,7 +35,7 @@ def onset_groups(notes: Sequence[Note], cfg: ScoreConfig) -> OnsetGroups:
     members: list[float] = []
     start = -np.inf
     for n in sorted(notes, key=lambda n: n.onset):
-        salience = 0.5 + min(n.offset - n.onset, DURATION_SALIENCE_CAP_S)
+        salience = 0.5 + min(n.offset - n.onset, cfg.salience_cap_s)
         if n.onset - start > cfg.chord_spread_s:
             if members:
                 times[-1] = float(np.median(members))
@@ -117,21 +114,38 @@ class PulseSalience:
     env: np.ndarray
     peak: float  # largest autocorrelation in the searched range
     frame_s: float
+    drift: float  # `ScoreConfig.pulse_drift`
 
     @classmethod
     def of(cls, env: np.ndarray, cfg: ScoreConfig) -> PulseSalience:
         lo = max(1, int(cfg.min_period_s / cfg.frame_s))
         hi = max(lo + 1, min(len(env) - 2, int(cfg.max_period_s / cfg.frame_s)))
         acf = autocorrelation(env, np.arange(lo, hi + 1))
-        return cls(env, float(max(acf.max(initial=0.0), 1e-12)), cfg.frame_s)
+        return cls(env, float(max(acf.max(initial=0.0), 1e-12)), cfg.frame_s, cfg.pulse_drift)
 
     def at(self, period_s: float) -> float:
-        """Salience in [0, 1] of the best lag within `PULSE_DRIFT` of the period (tempo
-        drift blurs the peak)."""
-        lo = int(np.floor(period_s / PULSE_DRIFT / self.frame_s))
-        hi = int(np.ceil(period_s * PULSE_DRIFT / self.frame_s))
+        """Salience in [0, 1] of the best lag within `drift` of the period (tempo drift
+        blurs the peak)."""
+        lo = int(np.floor(period_s / self.drift / self.frame_s))
+        hi = int(np.ceil(period_s * self.drift / self.frame_s))
         acf = autocorrelation(self.env, np.arange(max(1, lo), max(2, hi + 1)))
         return float(np.clip(acf.max() / self.peak, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class OnsetAnalysis:
+    """A performance's onsets as the beat tracker and the meter model both read them, made
+    once per performance: the envelope's autocorrelation is the costly part."""
+
+    groups: OnsetGroups
+    envelope: np.ndarray
+    salience: PulseSalience
+
+    @classmethod
+    def of(cls, notes: Sequence[Note], cfg: ScoreConfig) -> OnsetAnalysis:
+        groups = onset_groups(notes, cfg)
+        env = onset_envelope(groups, cfg)
+        return cls(groups, env, PulseSalience.of(env, cfg))
 
 
 def track_beats(env: np.ndarray, period: float, span: tuple[float, float], cfg: ScoreConfig,
