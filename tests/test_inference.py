@@ -134,6 +134,22 @@ def test_overlapping_chunks_keep_middles_that_tile_the_recording(n) -> None:
     assert count == 1 or (count - 2) * stride + seg - margin < n  # no segment too many
 
 
+def test_frame_decoder_drops_notes_shorter_than_min_frames() -> None:
+    """A one-frame blip (a ghost octave) goes at min_frames 2; a held note stays."""
+    onset = np.zeros((20, VOCAB.num_pitches), np.float32)
+    frame = np.zeros_like(onset)
+    velocity = np.full_like(onset, 0.5)
+    onset[2, 40] = frame[2:12, 40] = 0.9  # ten frames
+    onset[5, 52] = frame[5, 52] = 0.9  # one frame
+    hop = 0.02
+    kept = {n.pitch for n in frames_to_notes(onset, frame, velocity, hop,
+                                             FrameDecoding(0.5, 0.5, 1))}
+    assert kept == {40 + VOCAB.min_pitch, 52 + VOCAB.min_pitch}
+    notes = frames_to_notes(onset, frame, velocity, hop, FrameDecoding(0.5, 0.5, 2))
+    assert [(n.pitch, round(n.onset, 3), round(n.offset, 3)) for n in notes] == [
+        (40 + VOCAB.min_pitch, 0.05, 0.23)]
+
+
 def test_frame_joiner_keeps_segment_middles_and_drops_their_edges() -> None:
     frames_per_seg, margin, n = 50, 8, 173
     rng = np.random.default_rng(0)

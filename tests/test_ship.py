@@ -25,9 +25,11 @@ def test_ship_writes_calibrated_fp16_weights(tmp_path):
     assert info["decoder"] == "frames"
     assert info["onset_threshold"] in ship.ONSET_GRID
     assert info["frame_threshold"] in ship.FRAME_GRID
+    assert info["min_note_frames"] in ship.MIN_FRAMES_GRID
     assert info["calibrated_on"].endswith("validation (1 pieces)")
     assert info["frame_margin_s"] == InferenceConfig().frame_margin_s
     tuned = inference.tuned_config(out, InferenceConfig(frame_margin_s=0.0))
     assert (tuned.decoder, tuned.onset_threshold) == ("frames", info["onset_threshold"])
+    assert tuned.min_note_frames == info["min_note_frames"]
     assert tuned.frame_margin_s == info["frame_margin_s"]  # inference tiles as calibrated
     assert out.stat().st_size < run.stat().st_size * 0.6
