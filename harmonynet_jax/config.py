@@ -158,7 +158,7 @@ class ScoreConfig:
     span_cost: float = 3.0  # per semitone beyond the span
     boundary_move_cost: float = 0.4  # per semitone the split point moves between chords
     held_note_cost: float = 0.3  # per note struck while its hand holds an earlier note
-    line_step: int = 7  # semitones: a single-note line moving at most a fifth is one figure ...
+    line_step: int = 9  # semitones: a single-note line moving at most a sixth is one figure ...
     line_switch_cost: float = 1.0  # ... and costs this per change of hand inside it
     balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
     idle_hand_cost: float = 1.0  # per note beyond one of a chord left wholly to one hand

@@ -19,7 +19,14 @@ from harmonynet_jax.score.fidelity import (
     part_notes,
     reference,
 )
-from harmonynet_jax.score.hands import _gap_costs, _held_costs, sounding, split_hands
+from harmonynet_jax.score.hands import (
+    _gap_costs,
+    _held_costs,
+    _idle_costs,
+    _split_costs,
+    sounding,
+    split_hands,
+)
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
     FEATURES,
@@ -272,7 +279,9 @@ def test_double_stops_go_below_the_two_highest_voices() -> None:
 
 def test_a_held_bass_is_not_a_second_voice() -> None:
     """D3 held under a G3-B3-D4 afterbeat triad: the bass costs nothing wherever the boundary
-    lies (the left hand holds it under what it plays), a held inner note still does."""
+    lies (the left hand holds it under what it plays), a held inner note still does; a single
+    note within reach above the held bass is a second voice, one a hand span above is not
+    (the pedal holds the bass)."""
     cfg = ScoreConfig()
     bounds = np.arange(40, 80) + 0.5
     triad = np.array([55.0, 59.0, 62.0])
@@ -280,6 +289,9 @@ def test_a_held_bass_is_not_a_second_voice() -> None:
     inner = _held_costs(triad, np.array([50.0, 57.0]), bounds, cfg)
     assert inner[bounds == 60.5] == cfg.held_note_cost * 2  # G3 and B3 with the held A3
     assert inner[bounds == 70.5] == cfg.held_note_cost * 3
+    single = _held_costs(np.array([57.0]), np.array([50.0]), bounds, cfg)  # A3 over D3
+    assert single[bounds == 60.5] == cfg.held_note_cost and single[bounds == 53.5] == 0.0
+    assert not _held_costs(np.array([64.0]), np.array([50.0]), bounds, cfg).any()  # pedalled
 
 
 def test_part_writing_needs_voices_that_sound_throughout() -> None:
@@ -300,6 +312,34 @@ def test_the_hands_prefer_to_part_at_the_widest_gap() -> None:
     bounds = np.array([50.5, 57.5, 60.5, 70.5, 80.5])
     got = _gap_costs(np.array([55, 59, 62, 74]), bounds, cfg)
     assert np.allclose(got, [0.0, cfg.gap_cost * 8 / 12, cfg.gap_cost * 9 / 12, 0.0, 0.0])
+
+
+def test_a_close_chord_under_the_melody_stays_in_the_left_hand() -> None:
+    """G3-B3-D4 under G4 (C. Schumann op. 17/3): the left hand grips the close triad whole,
+    so three notes against the melody's one cost no imbalance; a chord spread over an
+    octave, or a right hand holding more notes than the left, still pays for the lopsided
+    split."""
+    cfg = ScoreConfig()
+    close = _split_costs(np.array([55.0, 59.0, 62.0, 67.0]), cfg)
+    assert close[3] == 0.0 and close[3] <= close[2]
+    spread = _split_costs(np.array([48.0, 55.0, 60.0, 72.0]), cfg)  # C3-G3-C4: an octave
+    assert spread[3] == cfg.balance_cost
+    upper = _split_costs(np.array([43.0, 59.0, 62.0, 67.0]), cfg)
+    assert upper[1] == cfg.balance_cost
+
+
+def test_a_repeated_accompaniment_chord_is_not_left_to_an_idle_hand() -> None:
+    """G3-B-flat3-E-flat4 under G4, then the triad alone (a Polonaise's afterbeat): the right
+    hand is free, but the left hand strikes its own chord again, so keeping it whole costs
+    nothing; a new chord after the same one does pay for leaving the right hand idle."""
+    cfg = ScoreConfig()
+    bounds = np.array([50.5, 56.5, 64.5])
+    before = np.array([55.0, 58.0, 63.0, 67.0])
+    for triad, idle in (([55.0, 58.0, 63.0], 0.0), ([56.0, 60.0, 63.0], 2 * cfg.idle_hand_cost)):
+        pitches = np.array(triad)
+        k_of_b = np.searchsorted(pitches, bounds)
+        got = _idle_costs(pitches, k_of_b, np.zeros(3, int), 0, before, bounds, cfg)
+        assert np.allclose(got, [0.0, 0.0, idle]), (triad, got)
 
 
 def _figure_over_a_bass(figure: tuple[int, ...], bars: int = 3, eighth: float = 0.3

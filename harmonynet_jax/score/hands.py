@@ -7,9 +7,10 @@ each hand keeps its voice), keeps each hand within about a tenth, and respects e
 usual register only weakly. A note struck while the same hand holds an earlier note costs a
 little (it makes a second voice), so an Alberti bass under a held melody note stays in the
 left hand even above middle C; a held bass is exempt (the pedal or the left hand holds it
-under whatever it plays above). A single-note line (legato, steps of at most a fifth) that
+under whatever it plays above). A single-note line (legato, steps of at most a sixth) that
 changes hands costs `ScoreConfig.line_switch_cost`, so an arpeggio rising from the bass stays
-in the hand that began it.
+in the hand that began it. A close chord under fewer right-hand notes is the left hand's
+accompaniment, not part writing the hands share.
 
 Part writing (chorales, string quartets) follows another convention: `parts`.
 """
@@ -27,6 +28,7 @@ from harmonynet_jax.score.parts import four_part_texture, split_four_part
 LOWEST, HIGHEST = 20, 109  # boundaries lie between MIDI pitches LOWEST..HIGHEST
 HOLD_TOLERANCE_S = 0.08  # a note released this soon after another's onset is not "held"
 OCTAVE = 12.0
+CLOSE_POSITION_SPAN = 11  # semitones: a close triad or seventh chord lies within an octave
 
 
 def chord_groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
@@ -42,9 +44,16 @@ def chord_groups(notes: Sequence[Note], spread: float) -> list[list[int]]:
     return [sorted(g, key=lambda i: notes[i].pitch) for g in groups]
 
 
+def _accompaniment(lh: np.ndarray, rh: np.ndarray) -> bool:
+    """A close chord in the left hand under fewer right-hand notes: an accompaniment under
+    the melody, which one hand grips whole (the balance of part writing does not apply)."""
+    return lh.size > rh.size and float(lh.max() - lh.min()) <= CLOSE_POSITION_SPAN
+
+
 def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
     """Cost of giving the k lowest notes to the left hand, k = 0..n (span, balance of a
-    chord between the hands, register)."""
+    chord between the hands unless it is a close accompaniment chord under the melody,
+    register)."""
     n = len(pitches)
     out = np.zeros(n + 1)
     for k in range(n + 1):
@@ -52,7 +61,8 @@ def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
         for hand in (lh, rh):
             if hand.size:
                 out[k] += cfg.span_cost * max(0.0, float(hand.max() - hand.min()) - cfg.hand_span)
-        if lh.size and rh.size:  # chorale-like chords: the hands share the voices
+        # chorale-like chords: the hands share the voices
+        if lh.size and rh.size and not _accompaniment(lh, rh):
             out[k] += cfg.balance_cost * max(0, abs(lh.size - rh.size) - 1)
         out[k] += cfg.range_cost * float(np.clip(lh - cfg.lh_high, 0, None).sum())
         out[k] += cfg.range_cost * float(np.clip(cfg.rh_low - rh, 0, None).sum())
@@ -80,14 +90,22 @@ def _idle_costs(pitches: np.ndarray, k_of_b: np.ndarray, held_below: np.ndarray,
     """Per boundary: a chord given wholly to one hand while the other hand played the
     previous chord and now holds nothing (it is free, so a pianist would share the chord).
     A hand that did not play the previous chord is resting: an oom-pah afterbeat chord
-    stays whole in the right hand."""
+    stays whole in the right hand. A chord that repeats the lowest (highest) notes of the
+    previous one is the left (right) hand striking its chord again while the other hand's
+    note ends: a Polonaise's repeated afterbeat triad stays whole."""
     n = len(pitches)
     out = np.zeros(len(bounds))
     if cfg.idle_hand_cost == 0 or n < 2 or previous.size == 0:
         return out
-    before_below = np.searchsorted(np.sort(previous), bounds)
+    before = np.sort(previous)
+    before_below = np.searchsorted(before, bounds)
     lh_idle = (k_of_b == 0) & (before_below > 0) & (held_below == 0)
     rh_idle = (k_of_b == n) & (before_below < previous.size) & (held_below == n_held)
+    repeated = before.size > n
+    if repeated and np.array_equal(before[:n], pitches):
+        rh_idle[:] = False
+    if repeated and np.array_equal(before[-n:], pitches):
+        lh_idle[:] = False
     out[lh_idle | rh_idle] = cfg.idle_hand_cost * (n - 1)
     return out
 
@@ -99,11 +117,15 @@ def _held_costs(pitches: np.ndarray, held: np.ndarray, bounds: np.ndarray, cfg: 
     exempt: a hand span or more below the struck notes the pedal holds it, not the hand (an
     arpeggio over a pedalled bass stays in the left hand), and within the span holding a bass
     under the chords above it is how a left hand plays (a Polonaise's held bass under its
-    afterbeat triads), not a second voice that would push the triads' top note up."""
+    afterbeat triads), not a second voice that would push the triads' top note up. A single
+    note struck within the span above it is a second voice like any other, so a held inner
+    note stays apart from a scale over it (K545's held F4 under the right hand's run)."""
     out = np.zeros(len(bounds))
     if held.size == 0:
         return out
     bass = min(float(held.min()), float(pitches.min()))
+    if pitches.size == 1 and float(pitches[0] - held.min()) < cfg.hand_span:
+        bass = -np.inf  # one note within reach over the held bass: no exemption
     for h in held[held > bass]:
         for p in pitches:
             same_hand = (bounds > max(p, h)) | (bounds < min(p, h))
