@@ -150,6 +150,11 @@ class ScoreConfig:
     sounding_region: int = 7
     sounding_staff_region: int = 24  # the same within a staff, once the hands are split
     sounding_age_cost: float = 3.0  # semitones per chord struck since: the last moved moves on
+    # The register pass: the top ringing note (the melody) is continued by a new note more
+    # than `sounding_step` below it at this many semitones extra when a lower voice could be
+    # (a melody moves by step; an accompaniment under it leaps).
+    sounding_top_cost: float = 3.0
+    sounding_step: int = 2
     # For the meter only: a lower-staff bass note rings on to the next bass at or below it
     # while all its staff strikes meanwhile lies at least this far above (`held_basses`).
     sounding_bass_leap: int = 7

@@ -598,3 +598,30 @@ def test_a_score_without_a_title_is_named_after_its_recording(tmp_path) -> None:
     assert converter.parse(written[0]).metadata.bestTitle == "chopin prelude 4"
     written, errors = t.write({"musicxml": tmp_path / "b.musicxml"}, title="Prelude")
     assert converter.parse(written[0]).metadata.bestTitle == "Prelude"
+
+
+def test_register_cut_keeps_the_melody_over_an_alberti_bass() -> None:
+    """K545's opening under the pedal: C5 and C4 struck together, then G4 E4 G4. The G4 is
+    nearer the C5 but continues the bass's figure, so the register cut keeps C5 ringing and
+    the hand split leaves the figure in the left hand; an inner note struck after the top one
+    does not hold it (there the melody is the voice that leaps on)."""
+    from dataclasses import replace
+
+    from harmonynet_jax.score.hands import split_hands
+    from harmonynet_jax.score.sounding import written_lengths
+
+    end = 2.4  # one 4/4 bar at 100 bpm, pedalled to the barline
+    notes = sorted([Note(0.0, end, 72, 70), Note(0.0, end, 60, 60), Note(0.3, end, 67, 60),
+                    Note(0.6, end, 64, 60), Note(0.9, end, 67, 60), Note(1.2, end, 76, 70),
+                    Note(1.2, end, 60, 60)])
+    cfg = ScoreConfig()
+    cut = written_lengths(notes, cfg)
+    by = {(n.onset, n.pitch): w for n, w in zip(notes, cut, strict=True)}
+    assert by[(0.0, 72)].offset == 1.2  # the melody note lasts to the next melody note
+    assert by[(0.0, 60)].offset == 0.3  # the bass is the voice the G4 continues
+    staves = split_hands(cut, cfg)
+    assert [s for n, s in zip(notes, staves, strict=True) if n.pitch < 72] == [2] * 5
+    old = written_lengths(notes, replace(cfg, sounding_top_cost=0.0))
+    assert old[notes.index(Note(0.0, end, 72, 70))].offset == 0.3  # nearest-only: cut
+    later = sorted([Note(0.0, end, 79, 70), Note(0.4, end, 68, 60), Note(0.8, end, 74, 70)])
+    assert written_lengths(later, cfg)[0].offset == 0.8  # G5 leaps to D5 over the A♭4

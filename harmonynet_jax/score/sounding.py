@@ -11,7 +11,9 @@ melody, keeps its length; a note released before (no pedal, detached) keeps its 
 
 Voices are not known before the hand split, and the split needs sensible lengths, so the
 pipeline runs this twice: first with a register (`sounding_region` semitones) standing in for
-the voice, for the hand split and the meter; then within each staff, where a voice may leap
+the voice, for the hand split and the meter (there a new note leaping below the top note,
+onto a lower note struck with it, continues the lower voice, `sounding_top_cost`: K545's C5
+stays held over its Alberti bass); then within each staff, where a voice may leap
 further (`sounding_staff_region`) and the note struck last is preferred
 (`sounding_age_cost`). The quantiser's legato fill then turns the cuts into written values.
 For the meter only, `held_basses` lets the lower staff's basses under chords ring on to the
@@ -39,21 +41,27 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     within `sounding_staff_region`), and that note is cut at the new onset. The cheapest
     pairs are taken first, one old note per new note; the cost is the pitch distance plus
     `sounding_age_cost` per chord struck since the old note (in its staff), because the
-    voice that moved last is the one that moves on. Notes no new note continues ring on:
-    they are held under the moving voices.
+    voice that moved last is the one that moves on. By register only, the top ringing note
+    costs `sounding_top_cost` more for a new note that leaps below it onto a lower note struck
+    with it or before (`_leaps_below`). Notes no new note continues ring on: they are held
+    under the moving voices.
     """
     ends = [n.offset for n in notes]
     staff = list(staves) if staves is not None else [0] * len(notes)
     region = cfg.sounding_region if staves is None else cfg.sounding_staff_region
     age_cost = 0.0 if staves is None else cfg.sounding_age_cost
+    top_cost = cfg.sounding_top_cost if staves is None else 0.0
     count: dict[int, int] = {}  # chords struck so far, per staff
     struck_at = [0] * len(notes)  # the count of its staff when the note was struck
     ringing: list[int] = []  # notes struck before and still sounding
     for group in chord_groups(notes, cfg.chord_spread_s):
         t = notes[group[0]].onset
         ringing = [j for j in ringing if ends[j] > t]
+        top = max(ringing, key=lambda j: notes[j].pitch, default=None)
         pairs = sorted((abs(notes[i].pitch - notes[j].pitch)
-                        + age_cost * (count[staff[j]] - struck_at[j]), i, j)
+                        + age_cost * (count[staff[j]] - struck_at[j])
+                        + (top_cost if j == top and _leaps_below(notes, i, j, ringing, cfg)
+                           else 0.0), i, j)
                        for i in group for j in ringing
                        if staff[i] == staff[j]
                        and abs(notes[i].pitch - notes[j].pitch) <= region)
@@ -71,6 +79,25 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
             struck_at[i] = count[staff[i]]
         ringing += group
     return [replace(n, offset=e) for n, e in zip(notes, ends, strict=True)]
+
+
+def _leaps_below(notes: Sequence[Note], i: int, top: int, ringing: Sequence[int],
+                 cfg: ScoreConfig) -> bool:
+    """Whether new note `i` lies more than `sounding_step` below the top ringing note `top`
+    while a ringing note struck with `top` (or before it) lies below `i` within the region.
+
+    A melody moves by step, an accompaniment under it by leaps: when a melody note and a bass
+    are struck together and the next note falls between them (K545's C5 and C4, then G4: the
+    Alberti bass), the new note continues the lower voice, not the nearer melody, so the hand
+    split still sees the melody note held over the figure. An inner note struck after the
+    top one does not count: then the top voice is the one that may leap on (Beach's Prayer).
+    """
+    p = notes[i].pitch
+    if notes[top].pitch - p <= cfg.sounding_step:
+        return False
+    struck = notes[top].onset + cfg.chord_spread_s
+    return any(j != top and 0 <= p - notes[j].pitch <= cfg.sounding_region
+               and notes[j].onset <= struck for j in ringing)
 
 
 def held_basses(notes: Sequence[Note], cut: Sequence[Note], staves: Sequence[int],
