@@ -534,7 +534,9 @@ def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
         on, off = g.to_beats(on_s), g.to_beats(off_s)
         cues = beat_cues(on, off, pitch, velocity)
         n_beats = len(cues.long)
-        bass_lines: dict[int, np.ndarray] = {}  # per eighths-per-beat: shared by the meters
+        # The onset pattern and the bass line depend on the beat's length only, which the
+        # meters of one level share (2/4, 3/4 and 4/4): made once per beat length.
+        by_beat: dict[Fraction, tuple[np.ndarray, np.ndarray]] = {}
         base = {
             "contrast": -beat_contrast(x, accents),
             "syncopation": syncopation(x),
@@ -547,11 +549,13 @@ def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
                 continue
             steps = _steps(meter)
             n = meter.beats_per_bar
-            per_beat = int(meter.beat_ql * EIGHTHS_PER_QUARTER)
-            if per_beat not in bass_lines:
-                bass_lines[per_beat] = bass_line(on, off, pitch, n_beats, per_beat)
+            if meter.beat_ql not in by_beat:
+                by_beat[meter.beat_ql] = (
+                    onset_pattern(x, accents, n_beats, steps),
+                    bass_line(on, off, pitch, n_beats,
+                              int(meter.beat_ql * EIGHTHS_PER_QUARTER)))
+            pattern, bass = by_beat[meter.beat_ql]
             x0 = float(np.round(on.min() * steps) / steps)
-            pattern = onset_pattern(x, accents, n_beats, steps)
             novelty = harmonic_novelty(cues.chroma, min(n, MAX_HARMONY_WINDOW))
             features = dict(
                 base,
@@ -560,7 +564,7 @@ def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
                     {lag: periodicity(pattern, lag * steps) for lag in {n, *PERIOD_LAGS}}, n),
                 chroma_period=-relative(
                     {lag: chroma_similarity(cues.chroma, lag) for lag in {n, *PERIOD_LAGS}}, n),
-                bass_period=-bass_period(bass_lines[per_beat], meter),
+                bass_period=-bass_period(bass, meter),
             )
             features.update(bar_size(x, period * n, n))
             features.update(bar_period(pattern, meter, steps))

@@ -57,7 +57,8 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     for group in chord_groups(notes, cfg.chord_spread_s):
         t = notes[group[0]].onset
         ringing = [j for j in ringing if ends[j] > t]
-        top = max(ringing, key=lambda j: notes[j].pitch, default=None)
+        # the melody a leap may not continue: only in the register pass (`top_cost`)
+        top = max(ringing, key=lambda j: notes[j].pitch, default=None) if top_cost else None
         pairs = sorted((abs(notes[i].pitch - notes[j].pitch)
                         + age_cost * (count[staff[j]] - struck_at[j])
                         + (top_cost if j == top and _leaps_below(notes, i, j, ringing, cfg)
