@@ -158,6 +158,12 @@ class ScoreConfig:
     # For the meter only: a lower-staff bass note rings on to the next bass at or below it
     # while all its staff strikes meanwhile lies at least this far above (`held_basses`).
     sounding_bass_leap: int = 7
+    # The staff pass (piano writing): a single new note leaping at least this far down from a
+    # chord note to below the chord ends the whole chord (`sounding._released`); 0: never.
+    sounding_release_leap: int = 8
+    # Part writing is also looked for (`hands.part_writing`) on notes cut by this wider
+    # register: a voice leaps on however far (0: only on the register cut).
+    sounding_part_region: int = 24
     # Hands and voices.
     hand_span: int = 12  # semitones a hand covers comfortably (an octave)
     span_cost: float = 3.0  # per semitone beyond the span

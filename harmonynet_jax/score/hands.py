@@ -186,6 +186,12 @@ def local_costs(notes: Sequence[Note], groups: list[list[int]], chords: list[np.
     return out
 
 
+def part_writing(notes: Sequence[Note], cfg: ScoreConfig) -> bool:
+    """Whether `notes` sound like part writing (`parts.four_part_texture`)."""
+    groups = chord_groups(notes, cfg.chord_spread_s)
+    return four_part_texture(sounding(notes, groups), cfg)
+
+
 def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
     if not notes:

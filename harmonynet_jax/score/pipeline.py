@@ -7,7 +7,7 @@ pickup) -> hands -> quantise -> key -> notation.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +17,7 @@ from music21 import stream
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note, normalize_notes, normalize_pedals
-from harmonynet_jax.score.hands import split_hands
+from harmonynet_jax.score.hands import part_writing, split_hands
 from harmonynet_jax.score.keys import estimate_key
 from harmonynet_jax.score.meter import Rhythm, choose_rhythm, parse_time_signature
 from harmonynet_jax.score.notation import build_stream, make_layout
@@ -134,7 +134,10 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     pedal comes as spans), "sounding" when they are how long notes ring, pedal included (the
     frame decoder): written lengths are then estimated first (`score.sounding`): once by
     register for the meter and the hand split (the meter's notes then keep the lower staff's
-    basses under chords ringing, `held_basses`), then within each staff for the score.
+    basses under chords ringing, `held_basses`), then within each staff for the score. Part
+    writing missed on the register cut is looked for on a wider one (`sounding_part_region`:
+    a quartet's leaps), and then split by voice from that cut; only piano writing releases
+    accompaniment chords and octave doublings in the staff pass.
     """
     cfg = cfg or ScoreConfig()
     if tempo is not None and tempo <= 0:
@@ -147,8 +150,14 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     if durations == "sounding":
         meter_notes = written_lengths(notes_n, cfg)
         staves = split_hands(meter_notes, cfg)
+        part = part_writing(meter_notes, cfg)
+        if cfg.sounding_part_region and not part:
+            wide = written_lengths(notes_n, replace(cfg, sounding_region=cfg.sounding_part_region))
+            part = part_writing(wide, cfg)
+            if part:
+                staves = split_hands(wide, cfg)
         meter_notes = held_basses(notes_n, meter_notes, staves, cfg)
-        notes_n = written_lengths(notes_n, cfg, staves)
+        notes_n = written_lengths(notes_n, cfg, staves, chords=not part)
     pedal_spans = normalize_pedals(pedals)
     if not notes_n:
         meter = parse_time_signature(time_signature or "4/4")

@@ -15,7 +15,11 @@ the voice, for the hand split and the meter (there a new note leaping below the 
 onto a lower note struck with it, continues the lower voice, `sounding_top_cost`: K545's C5
 stays held over its Alberti bass); then within each staff, where a voice may leap
 further (`sounding_staff_region`) and the note struck last is preferred
-(`sounding_age_cost`). The quantiser's legato fill then turns the cuts into written values.
+(`sounding_age_cost`); in piano writing (not part writing) an accompaniment chord ends
+when its figure leaps down past it, and an octave doubling ends with the note it doubles
+(`_released`). The quantiser's legato fill then turns the cuts into written values.
+Part writing is recognised on the register cut or, where a quartet's leaps left notes
+ringing there, on a cut by a wider register (`sounding_part_region`, in the pipeline).
 For the meter only, `held_basses` lets the lower staff's basses under chords ring on to the
 next bass (the register cut made them as short as the chords, and long downbeat basses are
 what places the barlines). Not recoverable from sounding lengths: a note followed by a rest
@@ -31,9 +35,12 @@ from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
 from harmonynet_jax.score.hands import chord_groups
 
+OCTAVE = 12
+
 
 def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
-                    staves: Sequence[int] | None = None) -> list[Note]:
+                    staves: Sequence[int] | None = None, chords: bool = False
+                    ) -> list[Note]:
     """Each note (sorted by onset) cut where the next note of its voice starts.
 
     Chord by chord, each new note continues the voice of one note still sounding (its
@@ -44,7 +51,9 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     voice that moved last is the one that moves on. By register only, the top ringing note
     costs `sounding_top_cost` more for a new note that leaps below it onto a lower note struck
     with it or before (`_leaps_below`). Notes no new note continues ring on: they are held
-    under the moving voices.
+    under the moving voices. With `chords` (a staff pass over piano writing, not part
+    writing), a single new note of a staff also ends the chord of the note it continues when
+    it leaps from it to below the chord, and an octave doubling above that note (`_released`).
     """
     ends = [n.offset for n in notes]
     staff = list(staves) if staves is not None else [0] * len(notes)
@@ -53,6 +62,7 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     top_cost = cfg.sounding_top_cost if staves is None else 0.0
     count: dict[int, int] = {}  # chords struck so far, per staff
     struck_at = [0] * len(notes)  # the count of its staff when the note was struck
+    chord_of: dict[int, list[int]] = {}  # the notes of its staff struck with it
     ringing: list[int] = []  # notes struck before and still sounding
     for group in chord_groups(notes, cfg.chord_spread_s):
         t = notes[group[0]].onset
@@ -68,18 +78,45 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
                        and abs(notes[i].pitch - notes[j].pitch) <= region)
         taken_new: set[int] = set()
         taken_old: set[int] = set()
+        released: list[int] = []
         for _, i, j in pairs:
             if i in taken_new or j in taken_old:
                 continue
             taken_new.add(i)
             taken_old.add(j)
             ends[j] = min(ends[j], notes[i].onset)
+            if chords and staves is not None and sum(staff[k] == staff[i] for k in group) == 1:
+                released += _released(notes, i, j, chord_of[j], cfg)
+        for k in released:
+            ends[k] = min(ends[k], t)
         for s in {staff[i] for i in group}:
             count[s] = count.get(s, 0) + 1
         for i in group:
             struck_at[i] = count[staff[i]]
+            chord_of[i] = [k for k in group if staff[k] == staff[i]]
         ringing += group
     return [replace(n, offset=e) for n, e in zip(notes, ends, strict=True)]
+
+
+def _released(notes: Sequence[Note], i: int, j: int, chord: Sequence[int],
+              cfg: ScoreConfig) -> list[int]:
+    """The notes struck with `j` in its staff (`chord`) that end when new note `i`, the only
+    note its staff strikes now, continues `j`.
+
+    An accompaniment chord lasts as long as its figure's step: when the figure leaps on, by at
+    least `sounding_release_leap` semitones, to a note below the whole chord (op. 17/3's
+    G3-B3-D4 on the afterbeat, then the bass C2), nobody continues the chord's other notes, yet
+    they end with it. A smaller leap or one upwards leaves them held: a melody note, a
+    chorale voice or a drone over a moving line (the Mazurka's A-flat over C4; a two-voice
+    hand whose off-beat eighth leaps a fourth or fifth under its held quarter, as in Beach's
+    Prayer). An octave doubling above `j` ends with it too: the rag's right-hand octave E-flats
+    followed by a single G-sharp between them are eighths, not a held upper voice.
+    """
+    p, q = notes[i].pitch, notes[j].pitch
+    if len(chord) > 1 and p < min(notes[k].pitch for k in chord) \
+            and q - p >= cfg.sounding_release_leap > 0:
+        return [k for k in chord if k != j]
+    return [k for k in chord if notes[k].pitch - q == OCTAVE]
 
 
 def _leaps_below(notes: Sequence[Note], i: int, top: int, ringing: Sequence[int],
