@@ -113,24 +113,6 @@ class ScoreConfig:
     triplet_cost: float = 0.6  # complexity of an onset on a triplet position
     duple_in_compound_cost: float = 1.0  # onsets off the compound grid
     fit_cap: float = 4.0  # an outlier onset costs at most this
-    # Weights of the meter model's cues (`harmonynet_jax.score.meter.FEATURES`; cost = sum of
-    # weight x feature, lowest wins), fitted by `harmonynet_jax.score.meter_training` on
-    # corpus excerpts outside the fidelity set.
-    meter_weights: tuple[tuple[str, float], ...] = (
-        ("tempo", 2.698), ("pulse", -2.473), ("fit", 8.318), ("contrast", -0.154),
-        ("syncopation", 24.434), ("held_syncopation", 20.974), ("onset_period", -2.906),
-        ("chroma_period", -1.554), ("bass_period", 1.519), ("long", 0.544), ("ioi", 0.201),
-        ("bass", -0.506), ("bass_change", 0.655), ("density", 0.106), ("velocity", 0.042),
-        ("harmony", 1.055), ("half_bar", -0.192), ("bar_pairs", 0.029), ("bar_onsets", -5.468),
-        ("bar_onsets2", 1.943), ("bar_s", -4.750), ("bar_s2", -0.159), ("ties", 6.657),
-        ("pickup", 8.495), ("pickup_any", -2.456), ("end_onset", -0.232), ("end_release", 6.624),
-        ("half_long", 1.018), ("half_ioi", -1.250), ("half_bass", 0.362),
-        ("half_bass_change", -0.662), ("half_density", -0.502), ("half_harmony", -0.278),
-        ("pairs_long", -0.522), ("pairs_ioi", 0.334), ("pairs_bass", -0.216),
-        ("pairs_bass_change", 0.025), ("pairs_density", -1.321), ("pairs_harmony", -0.236),
-        ("bar_period", -0.748), ("bar_period_mean", -4.331), ("m:2/4", -0.117), ("m:3/4", 1.146),
-        ("m:4/4", 1.635), ("m:6/8", 0.131), ("m:3/8", -2.966), ("m:3/8e", -3.992),
-    )
     three_eight_max_beat_s: float = 0.34  # 3 beats faster than this are eighths: 3/8
     # Key: music21's profile candidates within `key_margin` of its best, rescored.
     key_margin: float = 0.1

@@ -29,7 +29,6 @@ from harmonynet_jax.score.hands import (
 )
 from harmonynet_jax.score.keys import enharmonic_choice, estimate_key, spell, spelling_table
 from harmonynet_jax.score.meter import (
-    FEATURES,
     THREE_EIGHT_SIMPLE,
     bar_period,
     bass_line,
@@ -39,7 +38,6 @@ from harmonynet_jax.score.meter import (
     harmonic_novelty,
     parse_time_signature,
 )
-from harmonynet_jax.score.meter_training import Example, fit, loss
 from harmonynet_jax.score.parts import four_part_texture, match_voices, split_four_part
 from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import analyze
@@ -436,24 +434,6 @@ def test_pulse_salience_prefers_the_period_the_onsets_repeat_at() -> None:
     notes = [Note(t, t + 0.3, 60, 70) for t in sorted(times)]
     salience = PulseSalience.of(onset_envelope(onset_groups(notes, cfg), cfg), cfg)
     assert salience.at(0.8) > 0.9 and salience.at(0.4) < 0.5
-
-
-def test_meter_training_gradient_matches_finite_differences() -> None:
-    """The conditional-logit loss used to fit `ScoreConfig.meter_weights` and its gradient."""
-    rng = np.random.default_rng(0)
-    examples = [Example(f"e{i}", rng.normal(size=(7, len(FEATURES))),
-                        np.arange(7) == i % 7, np.zeros(7, dtype=int), np.zeros(7, dtype=int), 0)
-                for i in range(5)]
-    w = rng.normal(size=len(FEATURES))
-    value, grad = loss(w, examples, 0.01)
-    step = 1e-6
-    for j in (0, 3, len(FEATURES) - 1):
-        e = np.zeros_like(w)
-        e[j] = step
-        numeric = (loss(w + e, examples, 0.01)[0] - loss(w - e, examples, 0.01)[0]) / (2 * step)
-        assert abs(numeric - grad[j]) < 1e-5
-    fitted = fit(examples, 1e-3)
-    assert loss(fitted, examples, 1e-3)[0] < value
 
 
 def _q(start: float, end: float, release: float, pitch: int = 60) -> QNote:

@@ -3,8 +3,8 @@
 The tracked pulse may be the quarter, the eighth or the half note (the half/double tempo
 problem), a pulse of three can be the eighths of 6/8 or the beats of 3/4, 2/4 and 4/4 share
 every beat, and a downbeat may sit on any beat (pickups). We therefore enumerate readings
-(metrical level x simple/compound subdivision x meter x downbeat phase) and score each with
-a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
+(metrical level x simple/compound subdivision x meter x downbeat phase), describe each by the
+cues in `FEATURES` and let a fitted scorer (`meter_scorer`) pick one. The cues:
   - tempo: a log-normal preference for the counted beat's period; pulse: how strongly the
     onsets repeat at that period (autocorrelation, against the strongest pulse),
   - fit: how well onsets fit that beat's grid (16ths; triplets and odd 16ths cost a little),
@@ -22,10 +22,10 @@ a log-linear model: cost = sum of weight x feature over the cues in `FEATURES`,
     3/8 in one), for the combined accent and for each downbeat cue, onsets and seconds per
     bar,
   - notes tied over barlines, the pickup's length, how the excerpt ends,
-  - a bias per meter (a learned prior).
-The weights (`ScoreConfig.meter_weights`) are fitted by `harmonynet_jax.score.meter_training`
-on humanised corpus excerpts that are not in the fidelity set. Explicit `tempo` and
-`time_signature` arguments remove readings.
+  - an indicator per meter (for a learned prior).
+The scorer is fitted by `harmonynet_jax.score.meter_training` on humanised corpus excerpts
+that are not in the fidelity set. Explicit `tempo` and `time_signature` arguments remove
+readings.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
+from harmonynet_jax.score.meter_scorer import bundled_scorer
 from harmonynet_jax.score.tempo import BeatGrid, OnsetAnalysis, OnsetGroups
 
 ON_BEAT_TOLERANCE = 0.12  # in beats: an onset this close to a beat is on it
@@ -59,7 +60,7 @@ METER_NAMES = ("m:2/4", "m:3/4", "m:4/4", "m:6/8", "m:3/8", "m:3/8e")
 BAR_QUARTERS = (Fraction(3, 2), Fraction(2), Fraction(3), Fraction(4))
 EIGHTHS_PER_QUARTER = 2  # the bass is followed in eighths (`bass_line`, `bass_period`)
 
-# The cues of the log-linear model, in the order of `ScoreConfig.meter_weights`.
+# The cues of the meter model, in the order the scorer's inputs (`meter_model.json`) use.
 FEATURES = (
     "tempo", "pulse", "fit", "contrast", "syncopation", "held_syncopation", "onset_period",
     "chroma_period", "bass_period", "long", "ioi",
@@ -473,21 +474,16 @@ def bar_features(on: np.ndarray, off: np.ndarray, n: int, phase: int) -> dict[st
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One reading of the rhythm and what each cue says about it (lower cost is better)."""
+    """One reading of the rhythm and what each cue says about it."""
 
     rhythm: Rhythm
     level: Fraction  # counted beat / tracked pulse
     features: dict[str, float]
-    weights: dict[str, float]
 
-    @property
-    def terms(self) -> dict[str, float]:
-        """Each cue's share of the cost (weight x feature): why a reading won."""
-        return {k: self.weights.get(k, 0.0) * v for k, v in self.features.items()}
 
-    @property
-    def cost(self) -> float:
-        return sum(self.terms.values())
+def feature_matrix(found: Sequence[Hypothesis]) -> np.ndarray:
+    """[reading, cue] in the order of `FEATURES` (a cue a reading lacks is 0)."""
+    return np.array([[h.features.get(f, 0.0) for f in FEATURES] for h in found])
 
 
 def _levels(tracked: BeatGrid, quarter_period: float | None) -> list[_Level]:
@@ -518,7 +514,6 @@ def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
                tempo_given: bool = False) -> list[Hypothesis]:
     """Every (level, meter, phase) reading allowed by the overrides, with its features."""
     forced = parse_time_signature(time_signature) if time_signature else None
-    weights = dict(cfg.meter_weights)
     on_s = np.array([n.onset for n in notes])
     off_s = np.array([n.offset for n in notes])
     pitch = np.array([n.pitch for n in notes])
@@ -583,18 +578,18 @@ def hypotheses(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: BeatGrid,
                 out.append(Hypothesis(_with_pickup(g, meter, x0, phase), level.quarter_ratio,
                                       {**features, **gains, **bar_features(on, off, n, phase),
                                        **hyper_features(accent, cues.first, n, phase),
-                                       **hyper_cues(hyper, cues.first, n, phase)},
-                                      weights))
+                                       **hyper_cues(hyper, cues.first, n, phase)}))
     return out
 
 
 def choose_rhythm(notes: Sequence[Note], onsets: OnsetAnalysis, tracked: Sequence[BeatGrid],
                   cfg: ScoreConfig, time_signature: str | None = None,
                   tempo_given: bool = False) -> Rhythm:
-    """The cheapest reading over all tracked pulses; see the module docstring."""
+    """The best-scored reading over all tracked pulses; see the module docstring."""
     found = [h for grid in tracked
              for h in hypotheses(notes, onsets, grid, cfg, time_signature, tempo_given)]
-    return min(found, key=lambda h: h.cost).rhythm
+    scores = bundled_scorer(FEATURES).scores(feature_matrix(found))
+    return found[int(np.argmax(scores))].rhythm
 
 
 def _steps(meter: Meter) -> int:
