@@ -4,7 +4,9 @@ score (`harmonynet_jax.score.fidelity`; figures and method in docs/score.md).
 Floors are the lowest figures measured over seeds 0-3 (rounded down), not the targets of
 issue 7, which are higher: a drop below them is a regression. Floors are only ever raised:
 the key floor keeps its earlier value, which seed 2 falls below (one piece's key,
-docs/score.md). Seed 0 is evaluated once for all tests.
+docs/score.md), and so do the rhythm, duration and staff floors, which seed 2 falls below
+since the session-7 meter scorer reads the Haydn Menuet there at half tempo. Seed 0 is
+evaluated once for all tests.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ from harmonynet_jax.score.fidelity import (
     summary,
 )
 
-FLOORS = {"position": 0.84, "rhythm": 0.98, "duration": 0.95, "staff": 0.955, "key": 0.95,
-          "meter": 0.72}
-HELD_OUT_FLOORS = {"position": 0.71, "rhythm": 0.97, "duration": 0.94, "staff": 0.95, "key": 0.91,
-                   "meter": 0.66}
+FLOORS = {"position": 0.88, "rhythm": 0.98, "duration": 0.95, "staff": 0.955, "key": 0.95,
+          "meter": 0.81}
+HELD_OUT_FLOORS = {"position": 0.82, "rhythm": 0.97, "duration": 0.94, "staff": 0.95, "key": 0.91,
+                   "meter": 0.83}
 # Right meter, pickup and bar positions on every seed tried (0-3): 3/8, 3/4, 4/4, 6/8 with
 # and without pickups, chorales, a rag, a sonata, a song accompaniment, a 4/4 piano texture
 # of running eighths (once read as 6/8), folk melodies.
 EXACT = ("Mozart K545/1", "Joplin Maple Leaf", "Bach BWV 66.6", "Bach BWV 269",
          "Bach BWV 40.8", "Essen kinder 14", "Johnson Lift Every Voice", "Liliuokalani Aloha Oe",
          "Beach Prayer", "Essen kinder 24", "Essen kinder 34", "Essen kinder 35",
-         "Essen kinder 22")  # kinder 22 (3/8): every seed since the bass cue (ninth round)
+         "Essen kinder 22",  # kinder 22 (3/8): every seed since the bass cue (ninth round)
+         # a 6/8 quartet opening with rests, a 3/4 polonaise of running eighths (once read
+         # as 3/8 and 6/8): every seed since the session-7 meter scorer
+         "R. Schumann Op.41/1 Scherzo", "C. Schumann Polonaise 3")
 FOUR_PART = ("Bach BWV 66.6", "Bach BWV 269", "Bach BWV 40.8", "Johnson Lift Every Voice",
              "Haydn Op.74/1 Menuet")
 # Staff right on every seed tried (0-3): a quartet's violas followed through the cello's
