@@ -149,13 +149,12 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     meter_notes = notes_n
     if durations == "sounding":
         meter_notes = written_lengths(notes_n, cfg)
-        staves = split_hands(meter_notes, cfg)
-        part = part_writing(meter_notes, cfg)
+        split_on, part = meter_notes, part_writing(meter_notes, cfg)
         if cfg.sounding_part_region and not part:
             wide = written_lengths(notes_n, replace(cfg, sounding_region=cfg.sounding_part_region))
-            part = part_writing(wide, cfg)
-            if part:
-                staves = split_hands(wide, cfg)
+            if part_writing(wide, cfg):
+                split_on, part = wide, True
+        staves = split_hands(split_on, cfg)
         meter_notes = held_basses(notes_n, meter_notes, staves, cfg)
         notes_n = written_lengths(notes_n, cfg, staves, chords=not part)
     pedal_spans = normalize_pedals(pedals)

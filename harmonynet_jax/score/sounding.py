@@ -33,9 +33,7 @@ from dataclasses import replace
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.hands import chord_groups
-
-OCTAVE = 12
+from harmonynet_jax.score.hands import OCTAVE, chord_groups
 
 
 def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
