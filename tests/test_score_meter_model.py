@@ -8,9 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harmonynet_jax.config import ScoreConfig
+from harmonynet_jax.score import fidelity
 from harmonynet_jax.score.meter import FEATURES
 from harmonynet_jax.score.meter_scorer import MODEL_FILE, MeterScorer, bundled_scorer
-from harmonynet_jax.score.meter_training import Example, accuracy, fit
+from harmonynet_jax.score.meter_training import (
+    PEDAL_PERIODS_Q,
+    Example,
+    accuracy,
+    fit,
+    load_examples,
+    make_example,
+    pedal_changes,
+    save_examples,
+)
 
 
 def _examples(n: int, rng: np.random.Generator, readings: int = 6) -> list[Example]:
@@ -70,3 +81,32 @@ def test_bundled_model_matches_the_cues_the_code_computes() -> None:
     scorer = bundled_scorer(FEATURES)
     assert len(scorer.models) >= 1
     assert np.isfinite(scorer.scores(np.zeros((3, len(FEATURES))))).all()
+
+
+def test_sounding_pedal_changes_ignore_the_meter() -> None:
+    """Sounding training examples change the pedal on a steady grid of its own (or never),
+    so the scorer cannot learn the fidelity performances' change at every barline."""
+    rng = np.random.default_rng(3)
+    seen = [pedal_changes(24.0, rng) for _ in range(200)]
+    assert any(not c for c in seen)
+    periods = set()
+    for changes in (c for c in seen if c):
+        steps = np.diff(changes[1:])
+        assert changes[0] == 0.0 and len(set(steps)) <= 1
+        periods.update(steps)
+    assert periods == set(PEDAL_PERIODS_Q)
+    assert {c[1] % 4 for c in seen if len(c) > 1} == {0, 1, 2, 3}  # phases too
+
+
+@pytest.mark.parametrize("durations", ["played", "sounding"])
+def test_training_example_from_a_corpus_excerpt(durations: str, tmp_path: Path) -> None:
+    """A humanised excerpt yields readings with the written one among them, in both modes,
+    and the features cache keeps what each example was read as."""
+    piece = next(p for p in fidelity.PIECES if p.name == "Essen kinder 24")
+    ex = make_example(piece, 0, ScoreConfig(), durations)
+    assert ex is not None and ex.durations == durations
+    assert ex.features.shape[1] == len(FEATURES) and ex.correct.any()
+    save_examples(tmp_path / "cache.npz", [ex])
+    (back,) = load_examples(tmp_path / "cache.npz")
+    assert back.durations == durations
+    np.testing.assert_array_equal(back.features, ex.features)

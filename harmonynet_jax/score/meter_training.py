@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from music21 import corpus
+from music21 import corpus, stream
 from scipy.optimize import minimize
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score import fidelity
-from harmonynet_jax.score.events import normalize_notes
+from harmonynet_jax.score.events import Note, normalize_notes
 from harmonynet_jax.score.meter import FEATURES, feature_matrix, hypotheses
 from harmonynet_jax.score.meter_scorer import (
     MODEL_FILE,
@@ -42,7 +42,8 @@ from harmonynet_jax.score.meter_scorer import (
     model_inputs,
     network_scores,
 )
-from harmonynet_jax.score.pipeline import track_grids
+from harmonynet_jax.score.performance import Humanizer, perform
+from harmonynet_jax.score.pipeline import DURATIONS, read_sounding, track_grids
 from harmonynet_jax.score.tempo import OnsetAnalysis
 
 SUPPORTED = ("2/4", "3/4", "4/4", "6/8", "3/8")  # meters the model can read
@@ -70,6 +71,13 @@ LEARNING_RATE = 3e-3
 FIT_SEED = 100  # the first network's initialisation (the next ones count up)
 FOLDS = 5  # cross-validation folds, split by piece (both performances of a piece together)
 ALL_RIGHT = 7  # meter, pickup and beat tempo
+# Sounding examples (notes lengthened by the pedal, as the frame decoder hears them): the pedal
+# changes every PEDAL_PERIODS_Q quarter notes from a random quarter, or is never pressed, so
+# where it lifts says nothing about the barlines (the fidelity set's performances change it
+# at every barline: fitting on that would teach the scorer a cue of the performance model).
+PEDAL_PERIODS_Q = (1, 2, 3, 4)
+NO_PEDAL_SHARE = 0.2
+SOUNDING_SEED = 500  # added to a performance's seed: another tempo than its played twin
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class Example:
     parts: np.ndarray  # per reading: meter right (1) + pickup right (2) + beat tempo right (4)
     meters: np.ndarray  # per reading: index in SUPPORTED of its time signature
     meter: int  # index in SUPPORTED of the written time signature
+    durations: str = "played"  # what the notes' offsets were (`pipeline.DURATIONS`)
 
 
 def _corpus_dir() -> Path:
@@ -136,7 +145,31 @@ def _bpm(ratio: str, rng: np.random.Generator) -> float:
     return beat_bpm * (1.5 if compound else 1.0)
 
 
-def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example | None:
+def pedal_changes(length_q: float, rng: np.random.Generator) -> list[float]:
+    """Where the pedal changes (quarter notes) in a sounding example: a steady period from a
+    random phase, unrelated to the meter; no change points at all: no pedal."""
+    if rng.random() < NO_PEDAL_SHARE:
+        return []
+    period = float(rng.choice(PEDAL_PERIODS_Q))
+    return [0.0, *np.arange(float(rng.integers(1, 5)), length_q, period)]
+
+
+def performed_notes(ref_score: stream.Score, ref: Sequence[fidelity.Written], bpm: float,
+                    seed: int, rng: np.random.Generator, durations: str, cfg: ScoreConfig
+                    ) -> list[Note]:
+    """The notes the pipeline's meter sees for one performance, read as `durations`."""
+    if durations == "played":
+        played, _ = fidelity.perform_reference(ref_score, ref, bpm, seed)
+        return normalize_notes(played, cfg.min_note_seconds)
+    length = max(float(n.end) for n in ref)
+    played, pedals = perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref],
+                             Humanizer(bpm=bpm, seed=seed), pedal_changes(length, rng))
+    ringing = normalize_notes(fidelity.ringing(played, pedals), cfg.min_note_seconds)
+    return read_sounding(ringing, cfg)[1]
+
+
+def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig,
+                 durations: str = "played") -> Example | None:
     """Perform one excerpt at a random tempo and collect its readings (None: unusable)."""
     try:
         ref_score, ref = fidelity.reference(piece)
@@ -148,10 +181,11 @@ def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example 
     # The score starts at the first note: its pickup runs from there to the next downbeat
     # (a first bar opening with rests is a pickup too).
     pickup = (down - min(n.start for n in ref)) % bar
+    if durations != "played":
+        seed += SOUNDING_SEED
     rng = np.random.default_rng(seed)
     bpm = _bpm(ratio, rng)
-    played, _ = fidelity.perform_reference(ref_score, ref, bpm, seed)
-    notes = normalize_notes(played, cfg.min_note_seconds)
+    notes = performed_notes(ref_score, ref, bpm, seed, rng, durations, cfg)
     onsets = OnsetAnalysis.of(notes, cfg)
     found = [h for grid in track_grids(notes, onsets, None, cfg)
              for h in hypotheses(notes, onsets, grid, cfg)]
@@ -163,7 +197,8 @@ def make_example(piece: fidelity.Piece, seed: int, cfg: ScoreConfig) -> Example 
         for h in found])
     x = feature_matrix(found)
     meters = np.array([SUPPORTED.index(h.rhythm.meter.ratio) for h in found])
-    return Example(piece.name, x, parts == ALL_RIGHT, parts, meters, SUPPORTED.index(ratio))
+    return Example(piece.name, x, parts == ALL_RIGHT, parts, meters, SUPPORTED.index(ratio),
+                   durations)
 
 
 def meter_balance(examples: Sequence[Example]) -> np.ndarray:
@@ -261,36 +296,39 @@ def accuracy(examples: Sequence[Example], scorer: MeterScorer) -> float:
                                                       strict=True)]))
 
 
-def collect(pieces: Sequence[fidelity.Piece], seeds: int, cfg: ScoreConfig) -> list[Example]:
+def collect(pieces: Sequence[fidelity.Piece], seeds: int, cfg: ScoreConfig,
+            durations: str = "played") -> list[Example]:
     out = []
     for i, piece in enumerate(pieces):
         for seed in range(seeds):
-            ex = make_example(piece, 1000 * i + seed, cfg)
+            ex = make_example(piece, 1000 * i + seed, cfg, durations)
             if ex is not None:
                 out.append(ex)
     return out
 
 
-def _save(path: Path, examples: Sequence[Example]) -> None:
+def save_examples(path: Path, examples: Sequence[Example]) -> None:
     np.savez_compressed(path, names=np.array([e.name for e in examples]),
                         sizes=np.array([len(e.correct) for e in examples]),
                         x=np.concatenate([e.features for e in examples]),
                         y=np.concatenate([e.parts for e in examples]),
                         m=np.concatenate([e.meters for e in examples]),
                         ref=np.array([e.meter for e in examples]),
+                        durations=np.array([e.durations for e in examples]),
                         features=np.array(FEATURES))
 
 
-def _load(path: Path) -> list[Example] | None:
+def load_examples(path: Path) -> list[Example] | None:
     with np.load(path) as npz:  # each key read once (an NpzFile decompresses per access)
         data = {k: npz[k] for k in npz.files}
     if tuple(data["features"]) != FEATURES:
         return None
     x, y, m = data["x"], data["y"], data["m"]
     bounds = np.concatenate([[0], np.cumsum(data["sizes"])])
-    return [Example(str(n), x[a:b], y[a:b] == ALL_RIGHT, y[a:b], m[a:b], int(r))
-            for n, a, b, r in zip(data["names"], bounds[:-1], bounds[1:], data["ref"],
-                                  strict=True)]
+    modes = data.get("durations", np.array(["played"] * len(data["names"])))
+    return [Example(str(n), x[a:b], y[a:b] == ALL_RIGHT, y[a:b], m[a:b], int(r), str(d))
+            for n, a, b, r, d in zip(data["names"], bounds[:-1], bounds[1:], data["ref"],
+                                     modes, strict=True)]
 
 
 def source(name: str) -> str:
@@ -323,15 +361,25 @@ def main() -> None:
     parser.add_argument("--drop", default="", help="cues to leave out, comma-separated")
     parser.add_argument("--l2", default=str(L2), help="L2 penalties to cross-validate, "
                         "comma-separated")
+    parser.add_argument("--durations", default=",".join(DURATIONS),
+                        help="performances read as played and/or as sounding (pedal "
+                        "included), comma-separated")
     parser.add_argument("--write", action="store_true",
                         help=f"fit on all performances and write {MODEL_FILE.name}")
     args = parser.parse_args()
     cfg = ScoreConfig()
-    examples = _load(args.cache) if args.cache and args.cache.exists() else None
-    if examples is None:
-        examples = collect(training_pieces(args.per_source), args.seeds, cfg)
+    modes = args.durations.split(",")
+    if unknown := set(modes) - set(DURATIONS):
+        parser.error(f"unknown --durations {sorted(unknown)}: choose from {DURATIONS}")
+    examples = (load_examples(args.cache) if args.cache and args.cache.exists() else None) or []
+    missing = [m for m in modes if m not in {e.durations for e in examples}]
+    if missing:
+        pieces = training_pieces(args.per_source)
+        for mode in missing:
+            examples += collect(pieces, args.seeds, cfg, mode)
         if args.cache:
-            _save(args.cache, examples)
+            save_examples(args.cache, examples)
+    examples = [e for e in examples if e.durations in modes]
     dropped = [FEATURES.index(f) for f in args.drop.split(",") if f]
     for e in examples:
         e.features[:, dropped] = 0.0
@@ -347,6 +395,8 @@ def main() -> None:
                      for src in sorted({source(e.name) for e in usable})}
         by_meter = {m: float(np.mean([r for r, e in zip(right, usable, strict=True)
                                       if SUPPORTED[e.meter] == m])) for m in SUPPORTED}
+        by_meter.update({mode: float(np.mean([r for r, e in zip(right, usable, strict=True)
+                                             if e.durations == mode])) for mode in modes})
         print(f"l2 {l2:g}: {FOLDS}-fold cross-validated {right.mean():.3f} right "
               f"(meter {np.mean(parts & 1 > 0):.3f}, pickup {np.mean(parts & 2 > 0):.3f}, "
               f"beat tempo {np.mean(parts & 4 > 0):.3f}), {balance @ right:.3f} with every "

@@ -123,6 +123,22 @@ def _to_ql(t: float, rhythm: Rhythm) -> Fraction:
     return max(Fraction(0), _beats_to_ql(float(rhythm.grid.to_beats(t)), rhythm))
 
 
+def read_sounding(notes: list[Note], cfg: ScoreConfig
+                  ) -> tuple[list[Note], list[Note], list[int]]:
+    """Notes that ring as long as they sound -> (notes with written lengths for the score,
+    notes for the meter, staff per note); see `analyze`. Apart so the meter scorer can be
+    fitted on what the pipeline's meter sees in this mode (`meter_training`)."""
+    meter_notes = written_lengths(notes, cfg)
+    split_on, part = meter_notes, part_writing(meter_notes, cfg)
+    if cfg.sounding_part_region and not part:
+        wide = written_lengths(notes, replace(cfg, sounding_region=cfg.sounding_part_region))
+        if part_writing(wide, cfg):
+            split_on, part = wide, True
+    staves = split_hands(split_on, cfg)
+    return (written_lengths(notes, cfg, staves, chords=not part),
+            held_basses(notes, meter_notes, staves, cfg), staves)
+
+
 def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
             title: str | None = None, composer: str | None = None,
             tempo: float | None = None, time_signature: str | None = None,
@@ -148,15 +164,7 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     staves = None
     meter_notes = notes_n
     if durations == "sounding":
-        meter_notes = written_lengths(notes_n, cfg)
-        split_on, part = meter_notes, part_writing(meter_notes, cfg)
-        if cfg.sounding_part_region and not part:
-            wide = written_lengths(notes_n, replace(cfg, sounding_region=cfg.sounding_part_region))
-            if part_writing(wide, cfg):
-                split_on, part = wide, True
-        staves = split_hands(split_on, cfg)
-        meter_notes = held_basses(notes_n, meter_notes, staves, cfg)
-        notes_n = written_lengths(notes_n, cfg, staves, chords=not part)
+        notes_n, meter_notes, staves = read_sounding(notes_n, cfg)
     pedal_spans = normalize_pedals(pedals)
     if not notes_n:
         meter = parse_time_signature(time_signature or "4/4")
