@@ -148,6 +148,19 @@ def test_bad_input_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         score.write([(0.0, 1.0, 60, 64)], tmp_path / "x.musicxml", engraver="nope",
                     pdf_path=tmp_path / "x.pdf")
+    # Times that are not numbers of seconds: a clear message, not a failure deep inside.
+    for bad in ((float("nan"), 1.0), (0.0, float("inf")), (float("-inf"), 1.0)):
+        with pytest.raises(ValueError, match="finite"):
+            score.write([(*bad, 60, 64), (1.0, 1.5, 62, 64)], tmp_path / "x.musicxml")
+    with pytest.raises(ValueError, match="finite"):
+        score.write([(0.0, 1.0, 60, 64)], tmp_path / "x.musicxml",
+                    pedals=[(0.0, float("nan"))])
+    for tempo in (0.0, -60.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tempo"):
+            score.write([(0.0, 1.0, 60, 64)], tmp_path / "x.musicxml", tempo=tempo)
+    for sig in ("abc", "0/4", "4/0", "3/16"):
+        with pytest.raises(ValueError, match="time signature"):
+            score.write([(0.0, 1.0, 60, 64)], tmp_path / "x.musicxml", time_signature=sig)
 
 
 def test_beams_do_not_cross_gaps_in_a_second_voice(capsys: pytest.CaptureFixture[str]) -> None:

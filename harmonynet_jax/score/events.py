@@ -6,6 +6,7 @@ score pipeline needs one sorted, validated form so every later stage can trust i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ def normalize_notes(notes: Iterable[Any], min_duration: float) -> list[Note]:
         velocity = int(fields[3]) if len(fields) > 3 else 64
         if not 0 <= pitch <= MIDI_MAX:
             raise ValueError(f"MIDI pitch out of range: {pitch}")
+        if not (math.isfinite(onset) and math.isfinite(offset)):
+            raise ValueError(f"note times must be finite seconds, got onset {onset}, "
+                             f"offset {offset} (pitch {pitch})")
         if onset < 0:
             raise ValueError(f"negative onset: {onset}")
         out.append(Note(onset, max(offset, onset + min_duration), pitch, max(1, min(velocity,
@@ -63,6 +67,8 @@ def normalize_pedals(pedals: Iterable[Any] | None) -> list[PedalSpan]:
     spans = []
     for item in pedals:
         onset, offset = (float(x) for x in _fields(item, ("onset", "offset"), 2)[:2])
+        if not (math.isfinite(onset) and math.isfinite(offset)):
+            raise ValueError(f"pedal times must be finite seconds, got {onset}, {offset}")
         if offset > onset:
             spans.append(PedalSpan(onset, offset))
     return sorted(spans)

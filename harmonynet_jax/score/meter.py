@@ -105,7 +105,12 @@ THREE_EIGHT_SIMPLE = Meter(3, 8, Fraction(1, 2), 3)
 def parse_time_signature(text: str) -> Meter:
     """'3/4' -> Meter; compound numerators (6, 9, 12 over 8) count dotted quarters."""
     num_s, _, den_s = text.partition("/")
-    num, den = int(num_s), int(den_s)
+    try:
+        num, den = int(num_s), int(den_s)
+    except ValueError:
+        raise ValueError(f"time signature must look like 3/4, got {text!r}") from None
+    if num < 1:
+        raise ValueError(f"unsupported time signature {text!r}")
     if den == 8 and num % 3 == 0:
         return COMPOUND[num // 3]
     if den == 8:

@@ -156,8 +156,9 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     accompaniment chords and octave doublings in the staff pass.
     """
     cfg = cfg or ScoreConfig()
-    if tempo is not None and tempo <= 0:
-        raise ValueError(f"tempo must be positive, got {tempo}")
+    if tempo is not None and not 0 < tempo < float("inf"):
+        raise ValueError(f"tempo must be a positive number of quarter notes per minute, "
+                         f"got {tempo}")
     if durations not in DURATIONS:
         raise ValueError(f"durations must be one of {DURATIONS}, got {durations!r}")
     notes_n = normalize_notes(notes, cfg.min_note_seconds)
