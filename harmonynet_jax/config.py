@@ -130,7 +130,7 @@ class ScoreConfig:
     # Sounding durations (`durations="sounding"`, `harmonynet_jax.score.sounding`): a new note
     # continues (and cuts) a still-ringing note at most this many semitones away (register).
     sounding_region: int = 7
-    sounding_staff_region: int = 24  # the same within a staff, once the hands are split
+    sounding_staff_region: int = 30  # the same within a staff, once the hands are split
     sounding_age_cost: float = 3.0  # semitones per chord struck since: the last moved moves on
     # The register pass: the top ringing note (the melody) is continued by a new note more
     # than `sounding_step` below it at this many semitones extra when a lower voice could be
@@ -156,6 +156,8 @@ class ScoreConfig:
     balance_cost: float = 0.5  # per note a chord's split is lopsided beyond one
     idle_hand_cost: float = 1.0  # per note beyond one of a chord left wholly to one hand
     # while the other hand played the previous chord and holds nothing now
+    hand_cross_cost: float = 1.0  # a lone right-hand note crossing under the left hand's
+    # repeated chord (`hands._crossing`); negative: never
     gap_cost: float = 1.0  # per octave the split gap is narrower than the widest sounding gap
     boundary_prior: float = 0.02  # per semitone the first split point lies from middle C
     lh_high: int = 72  # left-hand notes above C5 cost ...

@@ -23,7 +23,7 @@ from harmonynet_jax.score.fidelity import (
     summary,
 )
 
-FLOORS = {"position": 0.88, "rhythm": 0.98, "duration": 0.95, "staff": 0.955, "key": 0.95,
+FLOORS = {"position": 0.88, "rhythm": 0.98, "duration": 0.95, "staff": 0.958, "key": 0.95,
           "meter": 0.81}
 HELD_OUT_FLOORS = {"position": 0.82, "rhythm": 0.97, "duration": 0.94, "staff": 0.95, "key": 0.91,
                    "meter": 0.83}
@@ -42,9 +42,10 @@ FOUR_PART = ("Bach BWV 66.6", "Bach BWV 269", "Bach BWV 40.8", "Johnson Lift Eve
 # Staff right on every seed tried (0-3): a quartet's violas followed through the cello's
 # rests and below its double stops (Scherzo: 90.9-93.5 before, 95.3-96.1 after), one note a
 # hand when the other hand is free (Beach), and arpeggios over a pedalled bass left in the
-# left hand (op. 17/3: 86.5-88.5 before, 92.5-93.5 after).
+# left hand (op. 17/3: 86.5-88.5 before, 92.5-93.5 after), the right hand crossing under
+# the left hand's repeated triads to the bass (Polonaise: 93.4 before, 99.6 after, session 8).
 STAFF_FLOORS = {"R. Schumann Op.41/1 Scherzo": 0.95, "Beach Prayer": 0.97,
-                "C. Schumann Op.17/3": 0.92}
+                "C. Schumann Op.17/3": 0.92, "C. Schumann Polonaise 3": 0.99}
 
 
 @pytest.fixture(scope="module")

@@ -244,6 +244,22 @@ def test_a_free_hand_shares_the_chord() -> None:
     assert split_hands(notes, no_cost) != [2, 1] * len(pairs)
 
 
+def test_the_right_hand_crosses_under_the_left_hands_repeated_chord() -> None:
+    """A Polonaise's afterbeat triads A3-D4-F4 in the left hand under a melody, then the
+    right hand leaps to D3 and D2 while the left hand strikes its triad again: the triad
+    stays whole in the left hand and the low notes are the right hand's (they lie beyond the
+    left hand's reach under its triad). Without the crossing the split cuts the triad."""
+    triad = (57, 62, 65)
+    groups = [(*triad, 77), (*triad, 89), (*triad, 77), (50, *triad), (38, *triad),
+              (53,), (55, 59, 62, 67)]
+    notes = [Note(0.3 * i + 0.004 * v, 0.3 * i + 0.27, p, 70)
+             for i, chord in enumerate(groups) for v, p in enumerate(sorted(chord))]
+    want = [1 if p in (77, 89, 67, 50, 38) else 2 for n in notes for p in [n.pitch]]
+    assert split_hands(notes, ScoreConfig()) == want
+    never = ScoreConfig(hand_cross_cost=-1.0)
+    assert split_hands(notes, never) != want
+
+
 def test_part_writing_follows_the_voices_through_rests() -> None:
     """A quartet whose cello rests: the viola stays on the lower staff although it is now the
     lowest of three voices that all lie above the last full sonority's middle."""

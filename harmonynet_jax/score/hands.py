@@ -10,7 +10,9 @@ left hand even above middle C; a held bass is exempt (the pedal or the left hand
 under whatever it plays above). A single-note line (legato, steps of at most a sixth) that
 changes hands costs `ScoreConfig.line_switch_cost`, so an arpeggio rising from the bass stays
 in the hand that began it. A close chord under fewer right-hand notes is the left hand's
-accompaniment, not part writing the hands share.
+accompaniment, not part writing the hands share. The hands may cross: while the left hand
+strikes its chord again, a lone note out of its reach below it is the right hand's, crossed
+under (`_crossing`), a state of its own beside the boundaries.
 
 Part writing (chorales, string quartets) follows another convention: `parts`.
 """
@@ -192,8 +194,59 @@ def part_writing(notes: Sequence[Note], cfg: ScoreConfig) -> bool:
     return four_part_texture(sounding(notes, groups), cfg)
 
 
+def _crossing(pitches: np.ndarray, previous: np.ndarray, cfg: ScoreConfig
+              ) -> tuple[float, float, float] | None:
+    """A right hand crossing under the left: the left hand strikes its previous chord again
+    (the lowest notes of the previous group, or the chord of a crossing) while one new note
+    lies more than a hand span below that chord's top, out of the left hand's reach, so the
+    free right hand crosses under to play it (a Polonaise's leap to the bass between the
+    afterbeat triads). (lowest and highest previous boundary, one per semitone, whose left
+    hand is that chord; cost of this group's crossing) or None."""
+    if pitches.size < 3 or previous.size < pitches.size - 1:
+        return None
+    chord = pitches[1:]
+    if float(chord.max() - pitches[0]) <= cfg.hand_span:
+        return None
+    if not np.array_equal(previous[:chord.size], chord):
+        return None
+    above = float(previous[chord.size]) if previous.size > chord.size else float(HIGHEST)
+    lh = chord  # the crossing note is out of the right hand's register by design
+    cost = cfg.hand_cross_cost + cfg.span_cost * max(
+        0.0, float(lh.max() - lh.min()) - cfg.hand_span)
+    cost += cfg.range_cost * float(np.clip(lh - cfg.lh_high, 0, None).sum())
+    return float(chord.max()), above, cost
+
+
+def _crossed_cost(cost: np.ndarray, bounds: np.ndarray, pitches: np.ndarray,
+                  previous: np.ndarray, cfg: ScoreConfig) -> tuple[float, int]:
+    """Viterbi step into the crossed state (`_crossing`, the last state after the
+    boundaries): its cumulative cost and the previous state it comes from. A crossing begins
+    from a boundary that gave the previous group's lowest notes, this chord, to the left hand,
+    or goes on from a crossing whose left-hand chord is struck again."""
+    nb = len(bounds)
+    best, origin = np.inf, 0
+    if cfg.hand_cross_cost < 0:
+        return best, origin
+    begins = _crossing(pitches, previous, cfg)
+    if begins is not None:
+        lo, hi, c = begins
+        allowed = np.flatnonzero((bounds > lo) & (bounds < hi))
+        entry = cost[allowed] + cfg.boundary_move_cost * np.abs(bounds[allowed] - (lo + 0.5))
+        j = int(np.argmin(entry))
+        best, origin = float(entry[j]) + c, int(allowed[j])
+    if np.isfinite(cost[nb]) and previous.size == pitches.size:
+        goes_on = _crossing(pitches, previous[1:], cfg)
+        if goes_on is not None and cost[nb] + goes_on[2] < best:
+            best, origin = float(cost[nb]) + goes_on[2], nb
+    return best, origin
+
+
 def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
-    """Staff per note: 1 = upper (right hand), 2 = lower (left hand)."""
+    """Staff per note: 1 = upper (right hand), 2 = lower (left hand).
+
+    Besides one boundary per group, the Viterbi has a crossed state (`_crossing`): the
+    group's lowest note in the right hand, the rest in the left. The next group moves on
+    from it as from a boundary just above the left hand's chord."""
     if not notes:
         return []
     groups = chord_groups(notes, cfg.chord_spread_s)
@@ -201,23 +254,33 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     if four_part_texture(chords, cfg):
         return split_four_part(notes, groups, chords)
     bounds = np.arange(LOWEST, HIGHEST) + 0.5
-    move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
-    cost = cfg.boundary_prior * np.abs(bounds - 60.0)
+    nb = len(bounds)
+    cost = np.append(cfg.boundary_prior * np.abs(bounds - 60.0), np.inf)  # last: crossed
+    crossed_at = 0.0  # the boundary the crossed state moves on from (unused while inf)
     back: list[np.ndarray] = []
     previous: list[int] = []
+    prev_pitches = np.zeros(0)
     for g, terms in zip(groups, local_costs(notes, groups, chords, bounds, cfg), strict=True):
-        trans = cost[None, :] + move  # [new boundary, previous boundary]
+        pitches = np.array([notes[i].pitch for i in g], dtype=float)
+        origins = np.append(bounds, crossed_at)
+        # [new boundary, previous state]
+        trans = cost[None, :] + cfg.boundary_move_cost * np.abs(bounds[:, None] - origins)
         switch = _line_switch_costs(notes, previous, g, bounds, cfg)
         if switch is not None:
-            trans = trans + switch
-        previous = g
+            trans[:, :nb] += switch
         prev = np.argmin(trans, axis=1)
-        cost = trans[np.arange(len(bounds)), prev] + sum(terms.values())
-        back.append(prev)
+        crossed, origin = _crossed_cost(cost, bounds, pitches, prev_pitches, cfg)
+        cost = np.append(trans[np.arange(nb), prev] + sum(terms.values()), crossed)
+        back.append(np.append(prev, origin))
+        crossed_at = float(pitches[1:].max()) + 0.5 if np.isfinite(crossed) else 0.0
+        previous, prev_pitches = g, pitches
     b = int(np.argmin(cost))
     staves = [1] * len(notes)
     for g, prev in zip(reversed(groups), reversed(back), strict=True):
         for i in g:
-            staves[i] = 2 if notes[i].pitch < bounds[b] else 1
+            if b == nb:  # crossed: the lowest note is the right hand's
+                staves[i] = 1 if i == g[0] else 2
+            else:
+                staves[i] = 2 if notes[i].pitch < bounds[b] else 1
         b = int(prev[b])
     return staves
