@@ -137,6 +137,9 @@ class ScoreConfig:
     # (a melody moves by step; an accompaniment under it leaps).
     sounding_top_cost: float = 3.0
     sounding_step: int = 2
+    # The hand split's register pass: a note of a dyad struck again with at most this many
+    # dyads between while it rings is continued by the repetition (0: off; `_repeated`).
+    sounding_repeat_gap: int = 1
     # For the meter only: a lower-staff bass note rings on to the next bass at or below it
     # while all its staff strikes meanwhile lies at least this far above (`held_basses`).
     sounding_bass_leap: int = 7

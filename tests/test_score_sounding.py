@@ -1,4 +1,5 @@
-"""Sounding durations: the staff pass's chord releases and part writing on a wider cut."""
+"""Sounding durations: the staff pass's chord releases, part writing on a wider cut, and
+repeated dyad notes as voices of their own for the hand split."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import replace
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.hands import part_writing
+from harmonynet_jax.score.hands import part_writing, split_hands
+from harmonynet_jax.score.pipeline import read_sounding
 from harmonynet_jax.score.sounding import written_lengths
 
 BAR_END = 2.0  # every note below rings to the barline (the pedal), unless re-struck
@@ -68,3 +70,41 @@ def test_part_writing_found_on_the_wider_cut_when_the_bass_leaps() -> None:
     assert not part_writing(written_lengths(notes, cfg), cfg)
     wide = replace(cfg, sounding_region=cfg.sounding_part_region)
     assert part_writing(written_lengths(notes, wide), cfg)
+
+
+def _beach_prayer_bar() -> list[Note]:
+    """Beach's Prayer, sounding: on each beat 63 (left hand) and 67 (right hand), off it 58
+    and 70; under the pedal each note rings until struck again (or to the bar's end)."""
+    on, off = (63, 67), (58, 70)
+    beats = 4
+    out = []
+    for b in range(beats):
+        for k, chord in enumerate((on, off)):
+            onset = b * 0.5 + k * 0.25
+            out += [Note(onset, min(onset + 0.5, beats * 0.5), p) for p in chord]
+    return out
+
+
+def test_repeated_dyad_notes_keep_their_voices_for_the_hand_split() -> None:
+    cfg = ScoreConfig()
+    notes = _beach_prayer_bar()
+    # by register every note is cut by the next one near it: no hand holds anything
+    cut = written_lengths(notes, cfg)
+    assert all(n.offset - n.onset <= 0.25 + 1e-9 for n in cut[:-4])
+    # with repetitions as voices, the on-beat notes ring on until struck again and the
+    # off-beat notes end there: the written lengths
+    kept = written_lengths(notes, cfg, repeats=True)
+    assert [n.offset - n.onset for n in kept[:-4]] == [0.5, 0.5, 0.25, 0.25] * 3
+    staves = read_sounding(notes, cfg)[2]
+    assert staves == [2 if n.pitch < 65 else 1 for n in notes]
+    assert len(set(split_hands(cut, cfg))) == 1  # the register cut alone: one hand
+    off = read_sounding(notes, replace(cfg, sounding_repeat_gap=0))[2]
+    assert off != staves
+
+
+def test_single_note_figure_repetitions_are_not_voices() -> None:
+    # an Alberti bass C G E G: the repeated G stays cut by register
+    notes = [Note(0.25 * k, 2.0 if p != 67 else min(0.25 * k + 0.5, 2.0), p)
+             for k, p in enumerate((60, 67, 64, 67) * 2)]
+    assert written_lengths(notes, ScoreConfig(), repeats=True) == \
+        written_lengths(notes, ScoreConfig())

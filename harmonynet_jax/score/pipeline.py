@@ -134,6 +134,8 @@ def read_sounding(notes: list[Note], cfg: ScoreConfig
         wide = written_lengths(notes, replace(cfg, sounding_region=cfg.sounding_part_region))
         if part_writing(wide, cfg):
             split_on, part = wide, True
+    if cfg.sounding_repeat_gap and not part:
+        split_on = written_lengths(notes, cfg, repeats=True)
     staves = split_hands(split_on, cfg)
     return (written_lengths(notes, cfg, staves, chords=not part),
             held_basses(notes, meter_notes, staves, cfg), staves)

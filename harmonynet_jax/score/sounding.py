@@ -20,6 +20,10 @@ when its figure leaps down past it, and an octave doubling ends with the note it
 (`_released`). The quantiser's legato fill then turns the cuts into written values.
 Part writing is recognised on the register cut or, where a quartet's leaps left notes
 ringing there, on a cut by a wider register (`sounding_part_region`, in the pipeline).
+In piano writing the hand split reads a third cut: the register cut where a note of
+alternating two-note chords struck again in the chord after next is a voice of its own,
+held until then (`repeats`, `_repeated`: two voices a hand, as in Beach's Prayer, which the
+register cut makes all legato and so all one hand's).
 For the meter only, `held_basses` lets the lower staff's basses under chords ring on to the
 next bass (the register cut made them as short as the chords, and long downbeat basses are
 what places the barlines). Not recoverable from sounding lengths: a note followed by a rest
@@ -33,12 +37,12 @@ from dataclasses import replace
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.events import Note
-from harmonynet_jax.score.hands import OCTAVE, chord_groups
+from harmonynet_jax.score.hands import HOLD_TOLERANCE_S, OCTAVE, chord_groups
 
 
 def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
-                    staves: Sequence[int] | None = None, chords: bool = False
-                    ) -> list[Note]:
+                    staves: Sequence[int] | None = None, chords: bool = False,
+                    repeats: bool = False) -> list[Note]:
     """Each note (sorted by onset) cut where the next note of its voice starts.
 
     Chord by chord, each new note continues the voice of one note still sounding (its
@@ -52,27 +56,41 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     under the moving voices. With `chords` (a staff pass over piano writing, not part
     writing), a single new note of a staff also ends the chord of the note it continues when
     it leaps from it to below the chord, and an octave doubling above that note (`_released`).
+    With `repeats` (the hand split's register pass), a note of a dyad struck again in the next
+    dyad but one while it still rings, dyads alternating, is continued by that repetition
+    alone (`_repeated`): nobody else cuts it, and the repetition cuts the notes struck in
+    between instead of its nearest ringing note.
     """
     ends = [n.offset for n in notes]
     staff = list(staves) if staves is not None else [0] * len(notes)
     region = cfg.sounding_region if staves is None else cfg.sounding_staff_region
     age_cost = 0.0 if staves is None else cfg.sounding_age_cost
     top_cost = cfg.sounding_top_cost if staves is None else 0.0
+    groups = chord_groups(notes, cfg.chord_spread_s)
+    again = _repeated(notes, groups, cfg) if repeats else {}
+    kept, repeating = set(again), set(again.values())  # continued only by the repetition
+    held_by = {i: j for j, i in again.items()}  # repetition -> the note it continues
+    index_of = {i: k for k, g in enumerate(groups) for i in g}
     count: dict[int, int] = {}  # chords struck so far, per staff
     struck_at = [0] * len(notes)  # the count of its staff when the note was struck
     chord_of: dict[int, list[int]] = {}  # the notes of its staff struck with it
     ringing: list[int] = []  # notes struck before and still sounding
-    for group in chord_groups(notes, cfg.chord_spread_s):
+    for group in groups:
         t = notes[group[0]].onset
         ringing = [j for j in ringing if ends[j] > t]
+        for j in (held_by[i] for i in group if i in held_by):
+            ends[j] = min(ends[j], t)
+            for k in ringing:  # the other voice's notes struck since: they end here
+                if k not in kept and index_of[j] < index_of[k]:
+                    ends[k] = min(ends[k], t)
         # the melody a leap may not continue: only in the register pass (`top_cost`)
         top = max(ringing, key=lambda j: notes[j].pitch, default=None) if top_cost else None
         pairs = sorted((abs(notes[i].pitch - notes[j].pitch)
                         + age_cost * (count[staff[j]] - struck_at[j])
                         + (top_cost if j == top and _leaps_below(notes, i, j, ringing, cfg)
                            else 0.0), i, j)
-                       for i in group for j in ringing
-                       if staff[i] == staff[j]
+                       for i in group if i not in repeating for j in ringing
+                       if staff[i] == staff[j] and j not in kept
                        and abs(notes[i].pitch - notes[j].pitch) <= region)
         taken_new: set[int] = set()
         taken_old: set[int] = set()
@@ -94,6 +112,47 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
             chord_of[i] = [k for k in group if staff[k] == staff[i]]
         ringing += group
     return [replace(n, offset=e) for n, e in zip(notes, ends, strict=True)]
+
+
+def _repeated(notes: Sequence[Note], groups: list[list[int]], cfg: ScoreConfig
+              ) -> dict[int, int]:
+    """Notes of dyads -> the same pitch struck again while it still rings, with at most
+    `sounding_repeat_gap` chords between and every chord from one to the other a dyad (its
+    own voice: the repetition continues it).
+
+    Two notes struck together, then two others, again and again: four voices, two per hand
+    (Beach's Prayer: the right hand's 67 on the beat and 70 off it, the left hand's 63 and
+    58). Cut by register, each new note continues the nearest ringing note, every note comes
+    out legato and the hand split sees no hand holding a note, so one hand takes all four
+    voices. A pitch struck again in the next dyad but one is a voice of its own: it rings on
+    until its repetition, held while the other dyad is struck, and the notes struck in
+    between end where it comes back, which is what the hand split needs. When the other
+    dyad repeats a pitch too (Beach's 70), the voice that began first is the held one (the
+    beat's quarter): a repetition struck while an earlier one is held does not count. Only
+    dyads count: in a single-note figure the repeated note is not a voice apart (the Alberti
+    bass's G), nor in chords of three or more notes (a ragtime's repeated afterbeat chord
+    under a held octave) or in part writing (left to the register cut).
+    """
+    size = {i: len(g) for g in groups for i in g}
+    index = {i: k for k, g in enumerate(groups) for i in g}
+    last: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for g in groups:
+        for i in g:
+            j = last.get(notes[i].pitch)
+            last[notes[i].pitch] = i
+            if j is None or size[i] != 2 or size[j] != 2 or any(
+                    len(h) != 2 for h in groups[index[j] + 1:index[i]]):
+                continue
+            if 1 < index[i] - index[j] <= cfg.sounding_repeat_gap + 1 \
+                    and notes[j].offset >= notes[i].onset - HOLD_TOLERANCE_S:
+                out[j] = i
+    kept: dict[int, int] = {}  # the earliest first; none struck during an earlier one's span
+    for j in sorted(out, key=lambda j: (index[j], notes[j].pitch)):
+        i = out[j]
+        if not any(index[a] < index[j] < index[b] < index[i] for a, b in kept.items()):
+            kept[j] = i
+    return kept
 
 
 def _released(notes: Sequence[Note], i: int, j: int, chord: Sequence[int],
