@@ -155,7 +155,9 @@ def analyze(notes: Iterable[Any], *, pedals: Iterable[Any] | None = None,
     basses under chords ringing, `held_basses`), then within each staff for the score. Part
     writing missed on the register cut is looked for on a wider one (`sounding_part_region`:
     a quartet's leaps), and then split by voice from that cut; only piano writing releases
-    accompaniment chords and octave doublings in the staff pass.
+    accompaniment chords and octave doublings in the staff pass, and its hands are split on
+    a cut where repeated notes of alternating two-note chords are voices of their own
+    (`sounding._repeated`).
     """
     cfg = cfg or ScoreConfig()
     if tempo is not None and not 0 < tempo < float("inf"):
