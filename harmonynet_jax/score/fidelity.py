@@ -15,7 +15,7 @@ in time order (dynamic programming), so one wrong note does not shift the rest. 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
@@ -294,16 +294,20 @@ def _signature_name(sharps: int) -> str:
     return f"{abs(sharps)} {'sharp' if sharps > 0 else 'flat'}{'s' if abs(sharps) > 1 else ''}"
 
 
-def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, seed: int
+def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, seed: int,
+                      pedal_changes: Callable[[float], list[float]] | None = None
                       ) -> tuple[list[tuple[float, float, int, int]], list[tuple[float, float]]]:
-    """A humanised performance of the written notes (pedal changed at every barline)."""
-    down, bar, _ = bar_frame(ref_score)
+    """A humanised performance of the written notes: the pedal changed at every barline, or
+    where `pedal_changes(length in quarter notes)` says (no change points: no pedal)."""
     length = max(float(n.end) for n in ref)
-    bar_starts = [0.0] + [float(down + k * bar) for k in range(int(length // float(bar)) + 1)
-                          if 0 < down + k * bar < length]
+    if pedal_changes is None:
+        down, bar, _ = bar_frame(ref_score)
+        barlines = (float(down + k * bar) for k in range(int(length // float(bar)) + 1))
+        changes = sorted({0.0, *(x for x in barlines if 0 < x < length)})
+    else:
+        changes = pedal_changes(length)
     h = Humanizer(bpm=bpm, seed=seed)
-    return perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref], h,
-                   sorted(set(bar_starts)))
+    return perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref], h, changes)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,13 @@ def _accompaniment(lh: np.ndarray, rh: np.ndarray) -> bool:
     return lh.size > rh.size and float(lh.max() - lh.min()) <= CLOSE_POSITION_SPAN
 
 
+def _span_cost(hand: np.ndarray, cfg: ScoreConfig) -> float:
+    """Cost of one hand's notes spanning more than `hand_span`."""
+    if not hand.size:
+        return 0.0
+    return cfg.span_cost * max(0.0, float(hand.max() - hand.min()) - cfg.hand_span)
+
+
 def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
     """Cost of giving the k lowest notes to the left hand, k = 0..n (span, balance of a
     chord between the hands unless it is a close accompaniment chord under the melody,
@@ -60,9 +67,7 @@ def _split_costs(pitches: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
     out = np.zeros(n + 1)
     for k in range(n + 1):
         lh, rh = pitches[:k], pitches[k:]
-        for hand in (lh, rh):
-            if hand.size:
-                out[k] += cfg.span_cost * max(0.0, float(hand.max() - hand.min()) - cfg.hand_span)
+        out[k] += _span_cost(lh, cfg) + _span_cost(rh, cfg)
         # chorale-like chords: the hands share the voices
         if lh.size and rh.size and not _accompaniment(lh, rh):
             out[k] += cfg.balance_cost * max(0, abs(lh.size - rh.size) - 1)
@@ -210,10 +215,10 @@ def _crossing(pitches: np.ndarray, previous: np.ndarray, cfg: ScoreConfig
     if not np.array_equal(previous[:chord.size], chord):
         return None
     above = float(previous[chord.size]) if previous.size > chord.size else float(HIGHEST)
-    lh = chord  # the crossing note is out of the right hand's register by design
-    cost = cfg.hand_cross_cost + cfg.span_cost * max(
-        0.0, float(lh.max() - lh.min()) - cfg.hand_span)
-    cost += cfg.range_cost * float(np.clip(lh - cfg.lh_high, 0, None).sum())
+    # the left hand's span and register; the crossing note is out of the right hand's
+    # register by design
+    cost = (cfg.hand_cross_cost + _span_cost(chord, cfg)
+            + cfg.range_cost * float(np.clip(chord - cfg.lh_high, 0, None).sum()))
     return float(chord.max()), above, cost
 
 
@@ -255,6 +260,7 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
         return split_four_part(notes, groups, chords)
     bounds = np.arange(LOWEST, HIGHEST) + 0.5
     nb = len(bounds)
+    move = cfg.boundary_move_cost * np.abs(bounds[:, None] - bounds[None, :])
     cost = np.append(cfg.boundary_prior * np.abs(bounds - 60.0), np.inf)  # last: crossed
     crossed_at = 0.0  # the boundary the crossed state moves on from (unused while inf)
     back: list[np.ndarray] = []
@@ -262,9 +268,9 @@ def split_hands(notes: Sequence[Note], cfg: ScoreConfig) -> list[int]:
     prev_pitches = np.zeros(0)
     for g, terms in zip(groups, local_costs(notes, groups, chords, bounds, cfg), strict=True):
         pitches = np.array([notes[i].pitch for i in g], dtype=float)
-        origins = np.append(bounds, crossed_at)
-        # [new boundary, previous state]
-        trans = cost[None, :] + cfg.boundary_move_cost * np.abs(bounds[:, None] - origins)
+        trans = np.empty((nb, nb + 1))  # [new boundary, previous state]
+        trans[:, :nb] = cost[None, :nb] + move
+        trans[:, nb] = cost[nb] + cfg.boundary_move_cost * np.abs(bounds - crossed_at)
         switch = _line_switch_costs(notes, previous, g, bounds, cfg)
         if switch is not None:
             trans[:, :nb] += switch

@@ -45,7 +45,6 @@ from harmonynet_jax.score.meter_scorer import (
     model_inputs,
     network_scores,
 )
-from harmonynet_jax.score.performance import Humanizer, perform
 from harmonynet_jax.score.pipeline import DURATIONS, read_sounding, track_grids
 from harmonynet_jax.score.tempo import OnsetAnalysis
 
@@ -164,9 +163,8 @@ def performed_notes(ref_score: stream.Score, ref: Sequence[fidelity.Written], bp
     if durations == "played":
         played, _ = fidelity.perform_reference(ref_score, ref, bpm, seed)
         return normalize_notes(played, cfg.min_note_seconds)
-    length = max(float(n.end) for n in ref)
-    played, pedals = perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref],
-                             Humanizer(bpm=bpm, seed=seed), pedal_changes(length, rng))
+    played, pedals = fidelity.perform_reference(ref_score, ref, bpm, seed,
+                                                lambda length: pedal_changes(length, rng))
     ringing = normalize_notes(fidelity.ringing(played, pedals), cfg.min_note_seconds)
     return read_sounding(ringing, cfg)[1]
 

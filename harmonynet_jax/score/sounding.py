@@ -67,10 +67,10 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     age_cost = 0.0 if staves is None else cfg.sounding_age_cost
     top_cost = cfg.sounding_top_cost if staves is None else 0.0
     groups = chord_groups(notes, cfg.chord_spread_s)
-    again = _repeated(notes, groups, cfg) if repeats else {}
-    kept, repeating = set(again), set(again.values())  # continued only by the repetition
-    held_by = {i: j for j, i in again.items()}  # repetition -> the note it continues
-    index_of = {i: k for k, g in enumerate(groups) for i in g}
+    index_of = {i: k for k, g in enumerate(groups) for i in g} if repeats else {}
+    # held note -> its repetition (continued by it alone), and back
+    again = _repeated(notes, groups, index_of, cfg) if repeats else {}
+    held_by = {i: j for j, i in again.items()}
     count: dict[int, int] = {}  # chords struck so far, per staff
     struck_at = [0] * len(notes)  # the count of its staff when the note was struck
     chord_of: dict[int, list[int]] = {}  # the notes of its staff struck with it
@@ -81,7 +81,7 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
         for j in (held_by[i] for i in group if i in held_by):
             ends[j] = min(ends[j], t)
             for k in ringing:  # the other voice's notes struck since: they end here
-                if k not in kept and index_of[j] < index_of[k]:
+                if k not in again and index_of[j] < index_of[k]:
                     ends[k] = min(ends[k], t)
         # the melody a leap may not continue: only in the register pass (`top_cost`)
         top = max(ringing, key=lambda j: notes[j].pitch, default=None) if top_cost else None
@@ -89,8 +89,8 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
                         + age_cost * (count[staff[j]] - struck_at[j])
                         + (top_cost if j == top and _leaps_below(notes, i, j, ringing, cfg)
                            else 0.0), i, j)
-                       for i in group if i not in repeating for j in ringing
-                       if staff[i] == staff[j] and j not in kept
+                       for i in group if i not in held_by for j in ringing
+                       if staff[i] == staff[j] and j not in again
                        and abs(notes[i].pitch - notes[j].pitch) <= region)
         taken_new: set[int] = set()
         taken_old: set[int] = set()
@@ -114,8 +114,8 @@ def written_lengths(notes: Sequence[Note], cfg: ScoreConfig,
     return [replace(n, offset=e) for n, e in zip(notes, ends, strict=True)]
 
 
-def _repeated(notes: Sequence[Note], groups: list[list[int]], cfg: ScoreConfig
-              ) -> dict[int, int]:
+def _repeated(notes: Sequence[Note], groups: list[list[int]], index: dict[int, int],
+              cfg: ScoreConfig) -> dict[int, int]:
     """Notes of dyads -> the same pitch struck again while it still rings, with at most
     `sounding_repeat_gap` chords between and every chord from one to the other a dyad (its
     own voice: the repetition continues it).
@@ -131,10 +131,10 @@ def _repeated(notes: Sequence[Note], groups: list[list[int]], cfg: ScoreConfig
     beat's quarter): a repetition struck while an earlier one is held does not count. Only
     dyads count: in a single-note figure the repeated note is not a voice apart (the Alberti
     bass's G), nor in chords of three or more notes (a ragtime's repeated afterbeat chord
-    under a held octave) or in part writing (left to the register cut).
+    under a held octave) or in part writing (left to the register cut). `index`: each note's
+    group number.
     """
     size = {i: len(g) for g in groups for i in g}
-    index = {i: k for k, g in enumerate(groups) for i in g}
     last: dict[int, int] = {}
     out: dict[int, int] = {}
     for g in groups:
