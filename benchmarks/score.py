@@ -4,6 +4,7 @@ figures for the tuning pieces, the held-out pieces (never used to tune `ScoreCon
 
     PYTHONPATH=. python benchmarks/score.py [--seeds 2] [--first-seed 0] [--set all]
         [--transcribed [--cache DIR] [--checkpoint PATH] | --sounding] [--raw]
+        [--drift AMOUNT,PERIOD]
 
 With --transcribed (end to end: what a pianist gets), each performance is also rendered with
 FluidSynth, transcribed by the bundled model as transcribe.py does, and the transcribed notes
@@ -19,6 +20,10 @@ With --sounding (seconds, no audio) the performed notes are lengthened by their 
 with `durations="sounding"` (the written-length estimate of `score.sounding`); --raw scores
 them as played durations instead, to see what the estimate gains. --transcribed passes
 `durations="sounding"` for the transcribed notes unless --raw is given.
+
+With --drift AMOUNT,PERIOD the performances bend the tempo by +-AMOUNT over PERIOD quarter
+notes (`fidelity.Drift`) instead of the performance model's 0.05,16: a rubato stress test
+(real players swing the tempo by 10-20 % within a phrase); it combines with every mode.
 """
 
 from __future__ import annotations
@@ -64,13 +69,13 @@ def _back(t: float) -> float:
     return max(0.0, t - LEAD_IN_SECONDS)
 
 
-def sounding_mode(pieces: Sequence[fidelity.Piece], seed: int, durations: str
-                  ) -> list[EndToEnd]:
+def sounding_mode(pieces: Sequence[fidelity.Piece], seed: int, durations: str,
+                  drift: fidelity.Drift | None = None) -> list[EndToEnd]:
     """Score each performance twice: as performed (with pedal spans), and lengthened by its
     pedal with no pedal spans (what the frame decoder reports), read as `durations`."""
     out = []
     for piece in pieces:
-        p = fidelity.Performed.of(piece, seed)
+        p = fidelity.Performed.of(piece, seed, drift)
         ringing = fidelity.ringing(p.played, p.pedals)
         out.append(EndToEnd(p.score(p.played, p.pedals), p.score(ringing, [], durations=durations),
                             len(p.played), len(ringing), None))
@@ -85,10 +90,13 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def cache_path(cache: str | Path, model_sha: str, seed: int, piece: fidelity.Piece) -> Path:
-    """Where one transcription is kept: keyed by the model file, the seed and the piece."""
+def cache_path(cache: str | Path, model_sha: str, seed: int, piece: fidelity.Piece,
+               drift: fidelity.Drift | None = None) -> Path:
+    """Where one transcription is kept: keyed by the model file, the performance (seed and
+    tempo wave) and the piece."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", piece.name).strip("_")
-    return Path(cache) / model_sha[:16] / f"seed{seed}" / f"{slug}.pkl"
+    run = f"seed{seed}" + (f"_drift{drift.amount:g}_{drift.period_q:g}" if drift else "")
+    return Path(cache) / model_sha[:16] / run / f"{slug}.pkl"
 
 
 class _Transcriber:
@@ -136,8 +144,8 @@ class _Transcriber:
 
 
 def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, hear: _Transcriber,
-               durations: str = "sounding", cache: str | Path | None = None
-               ) -> list[EndToEnd]:
+               durations: str = "sounding", cache: str | Path | None = None,
+               drift: fidelity.Drift | None = None) -> list[EndToEnd]:
     """Perform each piece, score the performance, and score its transcription.
 
     Imports JAX and the model lazily, so the default mode (and a fully cached run) stays
@@ -148,8 +156,9 @@ def end_to_end(pieces: Sequence[fidelity.Piece], seed: int, hear: _Transcriber,
 
     out = []
     for piece in pieces:
-        p = fidelity.Performed.of(piece, seed)
-        where = cache_path(cache, hear.model_sha, seed, piece) if cache is not None else None
+        p = fidelity.Performed.of(piece, seed, drift)
+        where = (cache_path(cache, hear.model_sha, seed, piece, drift) if cache is not None
+                 else None)
         if where is not None and where.exists():
             with open(where, "rb") as f:
                 notes, heard_pedals = pickle.load(f)
@@ -224,6 +233,9 @@ def main() -> None:
                              "sha256, seed and piece) and reuse them")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="with --transcribed: a weights file instead of the bundled model")
+    parser.add_argument("--drift", type=fidelity.Drift.parse, metavar="AMOUNT,PERIOD",
+                        help="perform with a stronger tempo wave (rubato), e.g. 0.15,8: the "
+                             "tempo swings +-15 %% over 8 quarter notes (default 0.05,16)")
     args = parser.parse_args()
     held_out = {p.name for p in fidelity.HELD_OUT}
     durations = "played" if args.raw else "sounding"
@@ -231,16 +243,16 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         if args.transcribed or args.sounding:
-            rows = (end_to_end(SETS[args.set], seed, hear, durations, args.cache)
+            rows = (end_to_end(SETS[args.set], seed, hear, durations, args.cache, args.drift)
                     if args.transcribed
-                    else sounding_mode(SETS[args.set], seed, durations))
+                    else sounding_mode(SETS[args.set], seed, durations, args.drift))
             second = "transcribed" if args.transcribed else "sustained"
             print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out; each column "
                   f"pair: perfect notes, {second} notes read as {durations} durations)")
             print(side_by_side(rows, held_out, second))
             print()
             continue
-        results = fidelity.evaluate_all(SETS[args.set], seed=seed)
+        results = fidelity.evaluate_all(SETS[args.set], seed=seed, drift=args.drift)
         print(f"seed {seed} ({time.perf_counter() - t0:.1f} s; * = held out)")
         for line in fidelity.table(results).splitlines():
             name = line[:28].strip()

@@ -14,6 +14,8 @@ from harmonynet_jax.score.durations import split_values
 from harmonynet_jax.score.events import Note
 from harmonynet_jax.score.fidelity import (
     PIECES,
+    Drift,
+    Performed,
     Written,
     compare,
     part_notes,
@@ -144,6 +146,30 @@ def test_performance_model_is_seeded_and_humanised() -> None:
     assert iois.std() > 0.005  # not a metronome
     assert iois[-3:].mean() > iois[:3].mean()  # ritardando at the end
     assert all(off > on for on, off, _, _ in a)
+
+
+def test_a_stronger_drift_swings_the_tempo_further() -> None:
+    """`--drift` performs the same notes with a wider tempo wave: the beat periods spread
+    further (the excerpt's ritardando aside); a malformed option is refused in plain words."""
+    piece = next(p for p in PIECES if p.name == "Bach BWV 40.8")
+
+    def quarter_spread(p: Performed) -> float:
+        first = min(n.start for n in p.ref)
+        starts = sorted({float(n.start - first) for n in p.ref})
+        onsets: list[float] = []
+        for t in sorted(n[0] for n in p.played):  # chords: one onset per written start
+            if not onsets or t - onsets[-1] > 0.06:
+                onsets.append(t)
+        quarters = np.array([o for s, o in zip(starts, onsets, strict=False)
+                             if s == int(s) and s < 16])
+        return float(np.std(np.diff(quarters) / np.median(np.diff(quarters))))
+
+    calm, swung = Performed.of(piece, 0), Performed.of(piece, 0, Drift(0.15, 8.0))
+    assert [n[2] for n in calm.played] == [n[2] for n in swung.played]
+    assert quarter_spread(swung) > 2 * quarter_spread(calm)
+    assert Drift.parse("0.15,8") == Drift(0.15, 8.0)
+    with pytest.raises(ValueError, match="AMOUNT,PERIOD"):
+        Drift.parse("0.15")
 
 
 def test_fidelity_metric_counts_errors() -> None:

@@ -97,6 +97,30 @@ HELD_OUT = tuple(p for p in PIECES if p.held_out)
 
 
 @dataclass(frozen=True)
+class Drift:
+    """A tempo wave other than the performance model's (`Humanizer.drift`): the local tempo
+    times 1 + amount * sin(2 pi q / period_q + phase). Real rubato bends the tempo further
+    than the default 5 % over 16 quarter notes; `benchmarks/score.py --drift` measures how the
+    pipeline holds up."""
+
+    amount: float
+    period_q: float
+
+    @classmethod
+    def parse(cls, text: str) -> Drift:
+        """'0.15,8' -> Drift(0.15, 8.0)."""
+        try:
+            amount, period = (float(x) for x in text.split(","))
+        except ValueError:
+            raise ValueError(f"drift must be AMOUNT,PERIOD (e.g. 0.15,8), got {text!r}"
+                             ) from None
+        if not 0 <= amount < 1 or period <= 0:
+            raise ValueError(f"drift amount must lie in [0, 1) and its period be positive, "
+                             f"got {text!r}")
+        return cls(amount, period)
+
+
+@dataclass(frozen=True)
 class Written:
     """A note as written: pitch, start and end (quarter lengths), staff."""
 
@@ -295,10 +319,12 @@ def _signature_name(sharps: int) -> str:
 
 
 def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, seed: int,
-                      pedal_changes: Callable[[float], list[float]] | None = None
+                      pedal_changes: Callable[[float], list[float]] | None = None,
+                      drift: Drift | None = None
                       ) -> tuple[list[tuple[float, float, int, int]], list[tuple[float, float]]]:
     """A humanised performance of the written notes: the pedal changed at every barline, or
-    where `pedal_changes(length in quarter notes)` says (no change points: no pedal)."""
+    where `pedal_changes(length in quarter notes)` says (no change points: no pedal); the
+    tempo wave is the performance model's unless `drift` says otherwise."""
     length = max(float(n.end) for n in ref)
     if pedal_changes is None:
         down, bar, _ = bar_frame(ref_score)
@@ -306,7 +332,8 @@ def perform_reference(ref_score: stream.Score, ref: list[Written], bpm: float, s
         changes = sorted({0.0, *(x for x in barlines if 0 < x < length)})
     else:
         changes = pedal_changes(length)
-    h = Humanizer(bpm=bpm, seed=seed)
+    wave = {} if drift is None else {"drift": drift.amount, "drift_period_q": drift.period_q}
+    h = Humanizer(bpm=bpm, seed=seed, **wave)
     return perform([(float(n.start), float(n.end), n.pitch, n.staff) for n in ref], h, changes)
 
 
@@ -321,9 +348,10 @@ class Performed:
     pedals: list[tuple[float, float]]
 
     @classmethod
-    def of(cls, piece: Piece, seed: int) -> Performed:
+    def of(cls, piece: Piece, seed: int, drift: Drift | None = None) -> Performed:
         ref_score, ref = reference(piece)
-        return cls(piece, ref_score, ref, *perform_reference(ref_score, ref, piece.bpm, seed))
+        return cls(piece, ref_score, ref,
+                   *perform_reference(ref_score, ref, piece.bpm, seed, drift=drift))
 
     def score(self, notes: Sequence[Sequence[float]], pedals: Sequence[Sequence[float]],
               cfg: ScoreConfig | None = None, durations: str = "played") -> Result:
@@ -333,9 +361,10 @@ class Performed:
                               durations)
 
 
-def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None) -> Result:
+def evaluate(piece: Piece, seed: int = 0, cfg: ScoreConfig | None = None,
+             drift: Drift | None = None) -> Result:
     """Perform, transcribe to a score and compare one piece."""
-    p = Performed.of(piece, seed)
+    p = Performed.of(piece, seed, drift)
     return p.score(p.played, p.pedals, cfg)
 
 
@@ -377,8 +406,8 @@ def evaluate_notes(piece: Piece, ref_score: stream.Score, ref: list[Written],
 
 
 def evaluate_all(pieces: Sequence[Piece] = PIECES, seed: int = 0,
-                 cfg: ScoreConfig | None = None) -> list[Result]:
-    return [evaluate(p, seed, cfg) for p in pieces]
+                 cfg: ScoreConfig | None = None, drift: Drift | None = None) -> list[Result]:
+    return [evaluate(p, seed, cfg, drift) for p in pieces]
 
 
 def summary(results: Sequence[Result]) -> dict[str, float]:
