@@ -214,6 +214,14 @@ def side_by_side(rows: Sequence[EndToEnd], held_out: set[str], second: str = "tr
     return "\n".join(lines)
 
 
+def _drift(text: str) -> fidelity.Drift:
+    """--drift's value, with `Drift.parse`'s message when it is malformed."""
+    try:
+        return fidelity.Drift.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=1, help="performances per piece")
@@ -233,7 +241,7 @@ def main() -> None:
                              "sha256, seed and piece) and reuse them")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="with --transcribed: a weights file instead of the bundled model")
-    parser.add_argument("--drift", type=fidelity.Drift.parse, metavar="AMOUNT,PERIOD",
+    parser.add_argument("--drift", type=_drift, metavar="AMOUNT,PERIOD",
                         help="perform with a stronger tempo wave (rubato), e.g. 0.15,8: the "
                              "tempo swings +-15 %% over 8 quarter notes (default 0.05,16)")
     args = parser.parse_args()
