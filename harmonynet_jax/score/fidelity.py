@@ -98,10 +98,9 @@ HELD_OUT = tuple(p for p in PIECES if p.held_out)
 
 @dataclass(frozen=True)
 class Drift:
-    """A tempo wave other than the performance model's (`Humanizer.drift`): the local tempo
-    times 1 + amount * sin(2 pi q / period_q + phase). Real rubato bends the tempo further
-    than the default 5 % over 16 quarter notes; `benchmarks/score.py --drift` measures how the
-    pipeline holds up."""
+    """Another tempo wave for the performance model (`Humanizer.drift` and `drift_period_q`,
+    see `performance`). Real rubato bends the tempo further than its default; `benchmarks/
+    score.py --drift` measures how the pipeline holds up."""
 
     amount: float
     period_q: float
