@@ -103,6 +103,12 @@ class ScoreConfig:
     step_ratio: float = 1.15  # most a period may change from one beat to the next
     smoothness: float = 60.0  # cost of log period change between beats (squared)
     global_pull: float = 3.0  # cost of log distance to the global period (squared)
+    # Strong rubato (a tempo swinging 15-20 % within a phrase) makes the smooth tracker slip
+    # by part of a beat; a looser one is tracked too and kept when it puts at least
+    # `slip_margin` more of the onset weight on its beats (within `on_beat_tolerance`).
+    loose_smoothness: float = 30.0
+    slip_margin: float = 0.05
+    on_beat_tolerance: float = 0.1  # beats
     snap_fraction: float = 0.12  # beats move onto onsets closer than this fraction of a beat
     # Beat level, subdivision and meter.
     simple_center_s: float = 0.6  # preferred beat period of simple meters (100 BPM)

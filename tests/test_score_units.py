@@ -11,7 +11,7 @@ from music21 import expressions, key, meter, note, stream
 
 from harmonynet_jax.config import ScoreConfig
 from harmonynet_jax.score.durations import split_values
-from harmonynet_jax.score.events import Note
+from harmonynet_jax.score.events import Note, normalize_notes
 from harmonynet_jax.score.fidelity import (
     PIECES,
     Drift,
@@ -41,15 +41,19 @@ from harmonynet_jax.score.meter import (
     parse_time_signature,
 )
 from harmonynet_jax.score.parts import four_part_texture, match_voices, split_four_part
-from harmonynet_jax.score.performance import Humanizer, perform
+from harmonynet_jax.score.performance import Humanizer, perform, tempo_map
 from harmonynet_jax.score.pipeline import analyze
 from harmonynet_jax.score.quantize import QNote, _snap_release, legato_fill
 from harmonynet_jax.score.tempo import (
     BeatGrid,
+    OnsetAnalysis,
     PulseSalience,
     candidate_periods,
     onset_envelope,
     onset_groups,
+    refine_beats,
+    track_beats,
+    track_pulse,
 )
 
 FOUR = parse_time_signature("4/4")
@@ -170,6 +174,30 @@ def test_a_stronger_drift_swings_the_tempo_further() -> None:
     assert Drift.parse("0.15,8") == Drift(0.15, 8.0)
     with pytest.raises(ValueError, match="AMOUNT,PERIOD"):
         Drift.parse("0.15")
+
+
+def test_the_looser_tracker_takes_over_where_the_smooth_one_slips() -> None:
+    """Under a tempo wave of +-15 % over 8 quarters the smooth tracker slips off the
+    Mazurka's quarters; its beats are replaced by the looser tracker's, which stay on them."""
+    cfg = ScoreConfig()
+    piece = next(p for p in PIECES if p.name == "Chopin Mazurka 6/2")
+    p = Performed.of(piece, 0, Drift(0.15, 8.0))
+    # the performance's own tempo map (its first random draw is the wave's phase)
+    length = max(float(n.end) for n in p.ref)
+    qs, ts = tempo_map(length, Humanizer(bpm=piece.bpm, seed=0, drift=0.15,
+                                         drift_period_q=8.0), np.random.default_rng(0))
+    notes = normalize_notes(p.played, cfg.min_note_seconds)
+    onsets = OnsetAnalysis.of(notes, cfg)
+    period = candidate_periods(onsets.envelope, cfg)[0]
+    span = (notes[0].onset, float(onsets.groups.times[-1]))
+
+    def on_quarters(beats: np.ndarray) -> float:
+        q = np.interp(beats, ts, qs)
+        return float(np.mean(np.abs(q - np.round(q)) < 0.15))
+
+    smooth = refine_beats(track_beats(onsets.envelope, period, span, cfg), onsets.groups, cfg)
+    assert on_quarters(smooth) < 0.8
+    assert on_quarters(track_pulse(onsets.envelope, onsets.groups, period, span, cfg)) > 0.95
 
 
 def test_fidelity_metric_counts_errors() -> None:

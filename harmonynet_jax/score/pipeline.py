@@ -28,9 +28,8 @@ from harmonynet_jax.score.tempo import (
     OnsetAnalysis,
     candidate_periods,
     extend_beats,
-    refine_beats,
     regular_grid,
-    track_beats,
+    track_pulse,
 )
 
 DEFAULT_BPM = 100.0  # for input with too few onsets to measure a tempo
@@ -69,8 +68,7 @@ def track_grids(notes: list[Note], onsets: OnsetAnalysis, tempo: float | None,
     grids = []
     for period in [60.0 / tempo] if tempo is not None else candidate_periods(env, cfg):
         ratio = cfg.override_range if tempo is not None else cfg.track_range
-        beats = track_beats(env, period, (start, groups.times[-1]), cfg, ratio)
-        beats = refine_beats(beats, groups, cfg)
+        beats = track_pulse(env, groups, period, (start, groups.times[-1]), cfg, ratio)
         grids.append(BeatGrid(extend_beats(beats, start - EDGE_BEATS * period,
                                            end + EDGE_BEATS * period, period)))
     return grids

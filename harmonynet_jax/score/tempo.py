@@ -10,7 +10,7 @@ later (`harmonynet_jax.score.meter`), from beats merged or split from this track
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -211,6 +211,34 @@ def refine_beats(beats: np.ndarray, groups: OnsetGroups, cfg: ScoreConfig) -> np
     if len(out) > 2:
         out[1:-1] = 0.5 * out[1:-1] + 0.25 * (out[:-2] + out[2:])
     return out
+
+
+def on_beat_share(beats: np.ndarray, groups: OnsetGroups, tolerance: float) -> float:
+    """Share of the onset weight between the first and last beat that lies within
+    `tolerance` beats of a beat. A tracker that slipped by part of a beat leaves the
+    strong onsets after the slip off its beats, so the share falls."""
+    if len(beats) < 2:
+        return 0.0
+    inside = (groups.times >= beats[0]) & (groups.times <= beats[-1])
+    weights = groups.weights[inside]
+    if not weights.sum():
+        return 0.0
+    x = np.interp(groups.times[inside], beats, np.arange(len(beats), dtype=float))
+    return float(weights[np.abs(x - np.round(x)) < tolerance].sum() / weights.sum())
+
+
+def track_pulse(env: np.ndarray, groups: OnsetGroups, period: float, span: tuple[float, float],
+                cfg: ScoreConfig, ratio: tuple[float, float] | None = None) -> np.ndarray:
+    """Refined beats of the smooth tracker, or of the looser one when the smooth one
+    slipped (`ScoreConfig.slip_margin`): the looser tracker follows strong rubato but bends
+    to stray onsets when the tempo is steady, so it is only taken when it is clearly better."""
+    beats = refine_beats(track_beats(env, period, span, cfg, ratio), groups, cfg)
+    loose_cfg = replace(cfg, smoothness=cfg.loose_smoothness)
+    loose = refine_beats(track_beats(env, period, span, loose_cfg, ratio), groups, cfg)
+    if (on_beat_share(loose, groups, cfg.on_beat_tolerance)
+            > on_beat_share(beats, groups, cfg.on_beat_tolerance) + cfg.slip_margin):
+        return loose
+    return beats
 
 
 def extend_beats(beats: np.ndarray, start: float, end: float, period: float) -> np.ndarray:
