@@ -230,8 +230,9 @@ def on_beat_share(beats: np.ndarray, groups: OnsetGroups, tolerance: float) -> f
 def track_pulse(env: np.ndarray, groups: OnsetGroups, period: float, span: tuple[float, float],
                 cfg: ScoreConfig, ratio: tuple[float, float] | None = None) -> np.ndarray:
     """Refined beats of the smooth tracker, or of the looser one when the smooth one
-    slipped (`ScoreConfig.slip_margin`): the looser tracker follows strong rubato but bends
-    to stray onsets when the tempo is steady, so it is only taken when it is clearly better."""
+    slipped (`ScoreConfig.slip_margin`). The looser tracker follows strong rubato, but used
+    everywhere it moved the meter's decisions on calm performances (docs/score.md, "Rubato"),
+    so it is taken only where it puts clearly more of the onsets on its beats."""
     beats = refine_beats(track_beats(env, period, span, cfg, ratio), groups, cfg)
     loose_cfg = replace(cfg, smoothness=cfg.loose_smoothness)
     loose = refine_beats(track_beats(env, period, span, loose_cfg, ratio), groups, cfg)
