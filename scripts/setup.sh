@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh Debian machine: system packages (when root; redis-server is for
-# the web service's Celery tests), the Rust build of the loader and the Python package with
+# the web service's Celery tests, lilypond for the score's `--engraver lilypond` and its test),
+# the Rust build of the loader and the Python package with
 # its test, export and service extras, installed editable so tests and scripts run from the
 # checkout. Safe to re-run.
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont fluidr3mono-gm-soundfont
   musescore-general-soundfont-small musescore-general-soundfont
-  musescore-general-soundfont-lossless poppler-utils redis-server
+  musescore-general-soundfont-lossless poppler-utils redis-server lilypond
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -56,6 +56,18 @@ def test_round_trip_pitches_and_validation(tmp_path: Path) -> None:
     assert info.time_signature == "4/4"
 
 
+def test_header_names_no_composer_that_was_not_given(tmp_path: Path) -> None:
+    """music21 would credit itself as the composer and repeat the title as a movement
+    title, which LilyPond and MuseScore print; the header keeps only what was given."""
+    score.write(perform(MELODY + BASS), tmp_path / "h.musicxml", title="Untitled study")
+    text = (tmp_path / "h.musicxml").read_text(encoding="utf-8")
+    assert "<creator" not in text and "<movement-title>" not in text
+    assert text.count("Untitled study") == 1
+    assert score.validation_errors(tmp_path / "h.musicxml") == []
+    meta = converter.parse(str(tmp_path / "h.musicxml")).metadata
+    assert meta.bestTitle == "Untitled study" and not meta.composer
+
+
 def test_simple_melody_quantized_exactly(tmp_path: Path) -> None:
     info = score.write(perform(MELODY + BASS), tmp_path / "m.musicxml")
     got = written_notes(tmp_path / "m.musicxml")

@@ -54,11 +54,36 @@ XLINK_XSD = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 def write_musicxml(score: stream.Score, path: str | Path) -> Path:
-    """Write MusicXML (music21 emits version 4.0); returns the path written."""
+    """Write MusicXML (music21 emits version 4.0); returns the path written.
+
+    music21 fills two header fields on its own: a composer named after itself
+    (`music21.defaults.author`) when the score names none, and a movement title repeating
+    the work title. Engravers print both (LilyPond: "Music21" as the composer and the title
+    again as a subtitle; MuseScore shows them in its header), so they are left out.
+    """
+    from lxml import etree
+    from music21 import defaults
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = score.write("musicxml", fp=str(path))
-    return Path(written)
+    data = GeneralObjectExporter(score).parse()
+    doc = etree.ElementTree(etree.fromstring(data, etree.XMLParser(
+        load_dtd=False, no_network=True, resolve_entities=False, remove_blank_text=False)))
+    root = doc.getroot()
+    composer = score.metadata.composer if score.metadata is not None else None
+    if not composer:
+        for creator in root.findall("identification/creator[@type='composer']"):
+            if (creator.text or "") == defaults.author:
+                creator.getparent().remove(creator)
+    movement, work = root.find("movement-title"), root.find("work/work-title")
+    if movement is not None and work is not None and movement.text == work.text:
+        root.remove(movement)
+    doctype = ('<!DOCTYPE score-partwise PUBLIC "-//Recordare//DTD MusicXML 4.0 Partwise//EN" '
+               '"http://www.musicxml.org/dtds/partwise.dtd">')
+    path.write_bytes(etree.tostring(doc, xml_declaration=True, encoding="utf-8",
+                                    doctype=doctype))
+    return path
 
 
 def schema_dir() -> Path:
