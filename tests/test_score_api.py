@@ -58,7 +58,7 @@ def test_round_trip_pitches_and_validation(tmp_path: Path) -> None:
 
 def test_header_names_no_composer_that_was_not_given(tmp_path: Path) -> None:
     """music21 would credit itself as the composer and repeat the title as a movement
-    title, which LilyPond and MuseScore print; the header keeps only what was given."""
+    title, which LilyPond prints; the header keeps only what was given."""
     score.write(perform(MELODY + BASS), tmp_path / "h.musicxml", title="Untitled study")
     text = (tmp_path / "h.musicxml").read_text(encoding="utf-8")
     assert "<creator" not in text and "<movement-title>" not in text

@@ -58,8 +58,8 @@ def write_musicxml(score: stream.Score, path: str | Path) -> Path:
 
     music21 fills two header fields on its own: a composer named after itself
     (`music21.defaults.author`) when the score names none, and a movement title repeating
-    the work title. Engravers print both (LilyPond: "Music21" as the composer and the title
-    again as a subtitle; MuseScore shows them in its header), so they are left out.
+    the work title. LilyPond printed both ("Music21" as the composer, the title again as a
+    subtitle), so they are left out.
     """
     from lxml import etree
     from music21 import defaults
