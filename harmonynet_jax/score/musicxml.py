@@ -67,10 +67,8 @@ def write_musicxml(score: stream.Score, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = GeneralObjectExporter(score).parse()
-    doc = etree.ElementTree(etree.fromstring(data, etree.XMLParser(
-        load_dtd=False, no_network=True, resolve_entities=False, remove_blank_text=False)))
-    root = doc.getroot()
+    root = etree.fromstring(GeneralObjectExporter(score).parse(), etree.XMLParser(
+        load_dtd=False, no_network=True, resolve_entities=False))
     composer = score.metadata.composer if score.metadata is not None else None
     if not composer:
         for creator in root.findall("identification/creator[@type='composer']"):
@@ -79,10 +77,8 @@ def write_musicxml(score: stream.Score, path: str | Path) -> Path:
     movement, work = root.find("movement-title"), root.find("work/work-title")
     if movement is not None and work is not None and movement.text == work.text:
         root.remove(movement)
-    doctype = ('<!DOCTYPE score-partwise PUBLIC "-//Recordare//DTD MusicXML 4.0 Partwise//EN" '
-               '"http://www.musicxml.org/dtds/partwise.dtd">')
-    path.write_bytes(etree.tostring(doc, xml_declaration=True, encoding="utf-8",
-                                    doctype=doctype))
+    # the tree keeps music21's DOCTYPE
+    path.write_bytes(etree.tostring(root.getroottree(), xml_declaration=True, encoding="utf-8"))
     return path
 
 
